@@ -1,0 +1,62 @@
+# amesh: see README.md. `make demo` and `make test` are the front door.
+SHELL := /bin/bash
+GO ?= go
+BUILD := build
+FUZZTIME ?= 3s
+BENCHTIME ?= 1s
+
+.PHONY: all build wasm test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## wasm: build/amesh.wasm, the verification core as a wasip1 reactor.
+wasm:
+	@mkdir -p $(BUILD)
+	@if [ -d wasm/guest ]; then \
+		GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BUILD)/amesh.wasm ./wasm/guest; \
+	else echo "wasm: wasm/guest does not exist yet"; fi
+
+deps:
+	scripts/deps.sh test
+
+## test: everything, as CI runs it (CI=true turns missing dependencies into failures).
+test: deps lint crossbuild test-go fuzz-short
+
+test-go:
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+## crossbuild: the module must build for macOS without cgo and for Windows.
+crossbuild:
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) build ./...
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./wasm/...
+
+fuzz-short:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=60s scripts/fuzz.sh
+
+## bench: benchmarks; ratios and values go to build/bench.json.
+bench:
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/bench.json
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./wasm/protocol/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
+	@cat $(BUILD)/bench.json
+
+## demo: a protected server and signed requests on loopback.
+demo:
+	scripts/deps.sh demo
+	$(GO) run ./internal/demo
+
+clean:
+	rm -rf $(BUILD)

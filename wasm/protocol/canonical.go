@@ -1,0 +1,173 @@
+package protocol
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// EmptyBodyHash is the BODYHASH line for an empty body.
+const EmptyBodyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// BodyHash returns the lower-case hex SHA-256 of body.
+func BodyHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// Message holds the inputs of a canonical string. Target is the TARGET line,
+// already canonical (see CanonicalTarget and ClientCanonicalTarget);
+// Authority is used by version 2 only and must be normalised (see Authority).
+type Message struct {
+	Version   string
+	Method    string
+	Authority string
+	Target    string
+	TS        string
+	Nonce     string
+	BodyHash  string
+}
+
+// Bytes returns the canonical string: "AMv1" or "AMv2" and the other lines
+// joined by "\n", with no trailing newline.
+func (m *Message) Bytes() ([]byte, error) {
+	method, err := canonicalMethod(m.Method)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range [...]string{m.Target, m.TS, m.Nonce, m.BodyHash, m.Authority} {
+		if strings.ContainsAny(f, "\n\r") {
+			return nil, errors.New("amesh: canonical field contains a line break")
+		}
+	}
+	n := 5 + len(method) + 1 + len(m.Target) + 1 + len(m.TS) + 1 + len(m.Nonce) + 1 + len(m.BodyHash)
+	var b []byte
+	switch m.Version {
+	case Version1:
+		b = make([]byte, 0, n)
+		b = append(b, "AMv1\n"...)
+		b = append(b, method...)
+	case Version2:
+		if m.Authority == "" {
+			return nil, errors.New("amesh: version 2 needs an authority")
+		}
+		b = make([]byte, 0, n+len(m.Authority)+1)
+		b = append(b, "AMv2\n"...)
+		b = append(b, method...)
+		b = append(b, '\n')
+		b = append(b, m.Authority...)
+	default:
+		return nil, fmt.Errorf("amesh: unsupported version %q", m.Version)
+	}
+	b = append(b, '\n')
+	b = append(b, m.Target...)
+	b = append(b, '\n')
+	b = append(b, m.TS...)
+	b = append(b, '\n')
+	b = append(b, m.Nonce...)
+	b = append(b, '\n')
+	b = append(b, m.BodyHash...)
+	return b, nil
+}
+
+// canonicalMethod upper-cases an HTTP method (ASCII only) and checks that it
+// is a token, so that no method can smuggle a line into the canonical string.
+func canonicalMethod(m string) (string, error) {
+	if m == "" {
+		return "", errors.New("amesh: empty method")
+	}
+	upper := true
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !isTchar(c) {
+			return "", fmt.Errorf("amesh: method %q is not a token", m)
+		}
+		if c >= 'a' && c <= 'z' {
+			upper = false
+		}
+	}
+	if upper {
+		return m, nil
+	}
+	return strings.ToUpper(m), nil
+}
+
+// CanonicalV1 builds the version 1 canonical string from a method, a target
+// as the client was given it, ts, nonce and body: the signing side of the
+// existing clients.
+func CanonicalV1(method, clientTarget, ts, nonce string, body []byte) (string, error) {
+	t, err := ClientCanonicalTarget(clientTarget)
+	if err != nil {
+		return "", err
+	}
+	m := Message{Version: Version1, Method: method, Target: t, TS: ts, Nonce: nonce, BodyHash: BodyHash(body)}
+	b, err := m.Bytes()
+	return string(b), err
+}
+
+// Authority normalises a request's authority for version 2: the Host header
+// (or :authority) lower-cased, with the scheme's default port (80 for http,
+// 443 for https) removed and the port written without leading zeros. The host
+// must be ASCII (IDNs travel in their punycode form); IPv6 literals keep their
+// brackets.
+func Authority(hostport, scheme string) (string, error) {
+	if hostport == "" {
+		return "", errors.New("amesh: empty authority")
+	}
+	if len(hostport) > 255+6 {
+		return "", errors.New("amesh: authority too long")
+	}
+	host, port := hostport, ""
+	if hostport[0] == '[' {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return "", errors.New("amesh: authority: unterminated IPv6 literal")
+		}
+		host, port = hostport[:end+1], hostport[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return "", errors.New("amesh: authority: junk after IPv6 literal")
+			}
+			port = port[1:]
+		}
+		for i := 1; i < len(host)-1; i++ {
+			c := host[i]
+			if !isHex(c) && c != ':' && c != '.' {
+				return "", errors.New("amesh: authority: bad IPv6 literal")
+			}
+		}
+	} else {
+		if i := strings.IndexByte(hostport, ':'); i >= 0 {
+			host, port = hostport[:i], hostport[i+1:]
+		}
+		if host == "" {
+			return "", errors.New("amesh: authority has no host")
+		}
+		for i := 0; i < len(host); i++ {
+			c := host[i]
+			if !(isAlpha(c) || c >= '0' && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0) {
+				return "", fmt.Errorf("amesh: authority: character %q not allowed in a host", c)
+			}
+		}
+	}
+	host = strings.ToLower(host)
+	if port == "" {
+		return host, nil
+	}
+	if len(port) > 5 {
+		return "", errors.New("amesh: authority: bad port")
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || port[0] == '+' {
+		return "", errors.New("amesh: authority: bad port")
+	}
+	switch {
+	case p == 80 && strings.EqualFold(scheme, "http"),
+		p == 443 && strings.EqualFold(scheme, "https"):
+		return host, nil
+	}
+	return host + ":" + strconv.FormatUint(p, 10), nil
+}

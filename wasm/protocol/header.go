@@ -1,0 +1,304 @@
+package protocol
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+)
+
+// Scheme is the authentication scheme name of the Authorization header.
+const Scheme = "AuthMesh"
+
+// MaxHeaderBytes is the longest Authorization value the parser accepts.
+const MaxHeaderBytes = 1024
+
+// Nonce length limits, in decoded bytes. Clients send 16 random bytes; the
+// lower bound stays at 8 because the existing protocol documentation's own
+// example ("dGVzdG5vbmNl", 9 bytes) must parse. A short nonce only hurts its
+// signer: the verifier's security does not depend on nonce entropy.
+const (
+	MinNonceBytes = 8
+	MaxNonceBytes = 48
+)
+
+// Protocol versions.
+const (
+	Version1 = "1" // AMv1: what existing clients sign
+	Version2 = "2" // AMv2: AMv1 plus the audience (authority)
+)
+
+// Header is a parsed Authorization header. The string fields hold the
+// parameter values exactly as they were sent (they are signed as such); the
+// other fields are their decoded forms.
+type Header struct {
+	V     string // "1" or "2"
+	ID    string // the public key as sent
+	TS    string // the timestamp as sent
+	Nonce string // the nonce as sent
+	Sig   string // the signature as sent
+
+	Key        [PublicKeySize]byte
+	Timestamp  int64
+	NonceBytes []byte
+	Signature  [SignatureSize]byte
+}
+
+// ParseAuthorization parses the Authorization header of a request given all
+// its values: none is missing_header, more than one is malformed_header.
+func ParseAuthorization(values []string) (*Header, error) {
+	h, err := parseAuthorization(values)
+	if err != nil {
+		return nil, err
+	}
+	// The decision path defers the curve check to keep verification cheap;
+	// standalone parsing does the full check.
+	if _, err := ParsePublicKey(h.Key[:]); err != nil {
+		return nil, malformed("id: %v", err)
+	}
+	return h, nil
+}
+
+// ParseHeader parses one Authorization header value. An empty value is
+// missing_header.
+func ParseHeader(value string) (*Header, error) {
+	if value == "" {
+		return nil, ErrMissingHeader
+	}
+	return ParseAuthorization([]string{value})
+}
+
+func parseAuthorization(values []string) (*Header, error) {
+	switch len(values) {
+	case 0:
+		return nil, ErrMissingHeader
+	case 1:
+	default:
+		return nil, malformed("%d Authorization headers, want exactly one", len(values))
+	}
+	return parseValue(values[0])
+}
+
+// The parameters, in the order of the bit that marks each as seen.
+var paramNames = [...]string{"v", "id", "ts", "nonce", "sig"}
+
+func parseValue(value string) (*Header, error) {
+	if len(value) > MaxHeaderBytes {
+		return nil, malformed("header is %d bytes, limit %d", len(value), MaxHeaderBytes)
+	}
+	s := trimOWS(value)
+	if s == "" {
+		return nil, ErrMissingHeader
+	}
+	if len(s) < len(Scheme) || !strings.EqualFold(s[:len(Scheme)], Scheme) {
+		return nil, malformed("scheme is not %s", Scheme)
+	}
+	s = s[len(Scheme):]
+	if s == "" || s[0] != ' ' {
+		return nil, malformed("no parameters after the scheme")
+	}
+	for s != "" && s[0] == ' ' {
+		s = s[1:]
+	}
+
+	var vals [len(paramNames)]string
+	var seen uint
+	for {
+		name, rest, ok := cutToken(s)
+		if !ok {
+			return nil, malformed("expected a parameter name")
+		}
+		rest = trimLeftOWS(rest)
+		if rest == "" || rest[0] != '=' {
+			return nil, malformed("parameter %q has no value", name)
+		}
+		rest = trimLeftOWS(rest[1:])
+		var val string
+		if val, rest, ok = cutValue(rest); !ok {
+			return nil, malformed("parameter %q: bad value", name)
+		}
+		idx := -1
+		for i, n := range paramNames {
+			if strings.EqualFold(name, n) {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			return nil, malformed("unknown parameter %q", name)
+		}
+		if seen&(1<<idx) != 0 {
+			return nil, malformed("duplicate parameter %q", name)
+		}
+		seen |= 1 << idx
+		vals[idx] = val
+
+		rest = trimLeftOWS(rest)
+		if rest == "" {
+			break
+		}
+		if rest[0] != ',' {
+			return nil, malformed("unexpected %q after parameter %q", rest[0], name)
+		}
+		s = trimLeftOWS(rest[1:])
+	}
+
+	if seen&1 == 0 {
+		return nil, malformed("no v parameter")
+	}
+	h := &Header{V: vals[0], ID: vals[1], TS: vals[2], Nonce: vals[3], Sig: vals[4]}
+	// The version is judged before the other parameters, whose syntax may
+	// differ in a version this parser does not know.
+	if h.V != Version1 && h.V != Version2 {
+		return nil, &HeaderError{Code: CodeUnsupportedVersion, Detail: "v=" + strconv.Quote(h.V)}
+	}
+	for i, n := range paramNames {
+		if seen&(1<<i) == 0 {
+			return nil, malformed("no %s parameter", n)
+		}
+	}
+
+	key, err := decodeKeyString(h.ID)
+	if err != nil || !plausibleCompressed(key) {
+		return nil, malformed("id is not a base64 compressed P-256 public key")
+	}
+	copy(h.Key[:], key)
+
+	if h.Timestamp, err = parseDigits(h.TS); err != nil {
+		return nil, malformed("ts: %v", err)
+	}
+
+	if h.NonceBytes, err = base64.RawURLEncoding.Strict().DecodeString(h.Nonce); err != nil {
+		return nil, malformed("nonce is not unpadded base64url")
+	}
+	if n := len(h.NonceBytes); n < MinNonceBytes || n > MaxNonceBytes {
+		return nil, malformed("nonce is %d bytes, want %d to %d", n, MinNonceBytes, MaxNonceBytes)
+	}
+
+	if len(h.Sig) != 86 {
+		return nil, malformed("sig is %d characters, want 86", len(h.Sig))
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
+	if err != nil {
+		return nil, malformed("sig is not unpadded base64url")
+	}
+	copy(h.Signature[:], sig)
+	return h, nil
+}
+
+// parseDigits parses a non-empty decimal string with no sign, no spaces and
+// no other characters.
+func parseDigits(s string) (int64, error) {
+	if s == "" || len(s) > 18 {
+		return 0, errBadTimestamp
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, errBadTimestamp
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
+}
+
+type timestampError struct{}
+
+func (timestampError) Error() string { return "not 1 to 18 decimal digits" }
+
+var errBadTimestamp error = timestampError{}
+
+func isOWS(c byte) bool { return c == ' ' || c == '\t' }
+
+func trimLeftOWS(s string) string {
+	for s != "" && isOWS(s[0]) {
+		s = s[1:]
+	}
+	return s
+}
+
+func trimOWS(s string) string {
+	s = trimLeftOWS(s)
+	for s != "" && isOWS(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// isTchar reports whether c may appear in an RFC 9110 token.
+func isTchar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func cutToken(s string) (tok, rest string, ok bool) {
+	i := 0
+	for i < len(s) && isTchar(s[i]) {
+		i++
+	}
+	return s[:i], s[i:], i > 0
+}
+
+// cutValue reads an auth-param value: a token or a quoted-string (RFC 9110
+// §11.2, §5.6.4), returning it unquoted.
+func cutValue(s string) (val, rest string, ok bool) {
+	if s == "" {
+		return "", "", false
+	}
+	if s[0] != '"' {
+		return cutToken(s)
+	}
+	// Fast path: no quoted-pair, the value is a substring.
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if c == '"' {
+			return s[1:i], s[i+1:], true
+		}
+		if c == '\\' {
+			break
+		}
+		if !isQdtext(c) {
+			return "", "", false
+		}
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			return b.String(), s[i+1:], true
+		case c == '\\':
+			i++
+			if i == len(s) || !isQuotedPairChar(s[i]) {
+				return "", "", false
+			}
+			b.WriteByte(s[i])
+		case isQdtext(c):
+			b.WriteByte(c)
+		default:
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
+func isQdtext(c byte) bool {
+	return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) || c >= 0x80
+}
+
+func isQuotedPairChar(c byte) bool {
+	return c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80
+}
+
+// String formats h as an Authorization header value.
+func (h *Header) String() string {
+	return FormatHeader(h.V, h.ID, h.TS, h.Nonce, h.Sig)
+}
+
+// FormatHeader builds an Authorization value from its five parameters, in the
+// order and quoting existing clients use.
+func FormatHeader(v, id, ts, nonce, sig string) string {
+	return Scheme + ` v="` + v + `",id="` + id + `",ts="` + ts + `",nonce="` + nonce + `",sig="` + sig + `"`
+}

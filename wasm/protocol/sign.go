@@ -1,0 +1,98 @@
+package protocol
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// SignParams describes a request to sign.
+type SignParams struct {
+	// Version is Version1 or Version2; empty means Version1.
+	Version string
+	Method  string
+	// Target is the request-target as it will be sent on the wire
+	// (origin-form). For a URL as a user typed it, pass RequestTarget(url).
+	Target string
+	// Authority is the host[:port] the request is sent to (version 2),
+	// normalised with Authority.
+	Authority string
+	Body      []byte
+	// Time is the signing time; its Unix seconds become ts.
+	Time time.Time
+	// Nonce, if set, is used instead of 16 fresh random bytes.
+	Nonce []byte
+	// Rand supplies the nonce; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Signed is the result of SignRequest.
+type Signed struct {
+	Authorization string // the header value
+	Canonical     []byte // the string that was signed
+}
+
+// SignRequest builds the canonical string for p, signs it with s and returns
+// the Authorization header value. The signature is normalised to low-S and
+// checked against s's public key before it is returned, so that a faulty
+// hardware signer fails here and not at every server.
+func SignRequest(s Signer, p SignParams) (*Signed, error) {
+	if p.Version == "" {
+		p.Version = Version1
+	}
+	pub, err := ParsePublicKey(s.PublicKey())
+	if err != nil {
+		return nil, fmt.Errorf("amesh: signer: %w", err)
+	}
+	target, err := CanonicalTarget(p.Target)
+	if err != nil {
+		return nil, err
+	}
+	nonce := p.Nonce
+	if nonce == nil {
+		nonce = make([]byte, 16)
+		r := p.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		if _, err := io.ReadFull(r, nonce); err != nil {
+			return nil, fmt.Errorf("amesh: nonce: %w", err)
+		}
+	}
+	if len(nonce) < MinNonceBytes || len(nonce) > MaxNonceBytes {
+		return nil, fmt.Errorf("amesh: nonce of %d bytes, want %d to %d", len(nonce), MinNonceBytes, MaxNonceBytes)
+	}
+	if p.Time.IsZero() {
+		return nil, errors.New("amesh: signing time not set")
+	}
+	ts := strconv.FormatInt(p.Time.Unix(), 10)
+	nonceStr := base64.RawURLEncoding.EncodeToString(nonce)
+	m := Message{Version: p.Version, Method: p.Method, Authority: p.Authority, Target: target,
+		TS: ts, Nonce: nonceStr, BodyHash: BodyHash(p.Body)}
+	msg, err := m.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256(msg)
+	sig, err := s.SignDigest(digest[:])
+	if err != nil {
+		return nil, fmt.Errorf("amesh: sign request: %w", err)
+	}
+	if len(sig) != SignatureSize {
+		return nil, fmt.Errorf("amesh: signer returned %d bytes, want %d", len(sig), SignatureSize)
+	}
+	sig = append([]byte(nil), sig...)
+	if err := NormalizeLowS(sig); err != nil {
+		return nil, err
+	}
+	if err := pub.VerifyDigest(digest[:], sig); err != nil {
+		return nil, fmt.Errorf("amesh: signer produced an invalid signature: %w", err)
+	}
+	h := FormatHeader(p.Version, pub.String(), ts, nonceStr, base64.RawURLEncoding.EncodeToString(sig))
+	return &Signed{Authorization: h, Canonical: msg}, nil
+}

@@ -1,0 +1,368 @@
+package protocol
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Roles of a device in an allow list. Only controllers may sign requests;
+// a target is a device this one controls.
+const (
+	RoleController = "controller"
+	RoleTarget     = "target"
+)
+
+// Device is an allow-list entry.
+type Device struct {
+	ID   string // "am_…", derived from Key
+	Name string // friendly name, for people and logs
+	Role string // RoleController or RoleTarget
+	Key  *PublicKey
+}
+
+// AllowList finds devices by public key. Lookup returns (nil, nil) for an
+// unknown key; an error means the list cannot be trusted (for example a
+// failed integrity check) and makes the verifier answer 500.
+type AllowList interface {
+	Lookup(key [PublicKeySize]byte) (*Device, error)
+}
+
+// StaticAllowList is an AllowList held in memory.
+type StaticAllowList map[[PublicKeySize]byte]*Device
+
+// NewStaticAllowList builds a StaticAllowList, filling in missing device IDs.
+func NewStaticAllowList(devices ...*Device) (StaticAllowList, error) {
+	l := make(StaticAllowList, len(devices))
+	for _, d := range devices {
+		if d == nil || d.Key == nil {
+			return nil, errors.New("amesh: allow list entry without a key")
+		}
+		if d.ID == "" {
+			d.ID = d.Key.DeviceID()
+		}
+		l[d.Key.Array()] = d
+	}
+	return l, nil
+}
+
+// Lookup implements AllowList.
+func (l StaticAllowList) Lookup(key [PublicKeySize]byte) (*Device, error) {
+	return l[key], nil
+}
+
+// Defaults of Config.
+const (
+	DefaultClockSkew    = 30 * time.Second
+	DefaultNonceTTL     = 60 * time.Second
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// SignatureFunc verifies a signature whose scalars have already passed the
+// range and low-S checks. Hosts with faster or sandbox-external crypto plug
+// it in; nil means PublicKey.VerifyDigest.
+type SignatureFunc func(key *PublicKey, digest, sig []byte) error
+
+// Config configures a Verifier. AllowList and Nonces are required.
+type Config struct {
+	AllowList AllowList
+	Nonces    NonceStore
+	// ClockSkew is the largest accepted |now - ts|. Zero means 30 s.
+	ClockSkew time.Duration
+	// NonceTTL is how long a nonce stays recorded. Zero means 60 s; it is
+	// raised to 2 × ClockSkew if lower, the time a request stays valid.
+	NonceTTL time.Duration
+	// MaxBodyBytes is the largest accepted body. Zero means 1 MiB.
+	MaxBodyBytes int64
+	// Authorities are the host[:port] names this verifier answers for.
+	// When set, a version 2 request signed for any other authority is
+	// rejected. When empty, version 2 requests are checked against their own
+	// Host header only, which binds nothing: configure authorities.
+	Authorities []string
+	// RequireV2 rejects version 1 requests (400 unsupported_version).
+	RequireV2 bool
+	// VerifySignature replaces the built-in ECDSA verification.
+	VerifySignature SignatureFunc
+}
+
+// Verifier makes the decision of docs/PROTOCOL.md for one request at a
+// time. It is safe for concurrent use.
+type Verifier struct {
+	cfg         Config
+	skewSeconds int64
+	ttl         time.Duration
+	authorities map[string]bool // normalised for http and for https
+}
+
+// NewVerifier checks cfg and returns a Verifier.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if cfg.AllowList == nil {
+		return nil, errors.New("amesh: verifier needs an allow list")
+	}
+	if cfg.Nonces == nil {
+		return nil, errors.New("amesh: verifier needs a nonce store")
+	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = DefaultClockSkew
+	}
+	if cfg.ClockSkew < time.Second {
+		return nil, fmt.Errorf("amesh: clock skew %v is below one second", cfg.ClockSkew)
+	}
+	if cfg.NonceTTL == 0 {
+		cfg.NonceTTL = DefaultNonceTTL
+	}
+	if cfg.NonceTTL < 0 {
+		return nil, errors.New("amesh: negative nonce TTL")
+	}
+	cfg.NonceTTL = max(cfg.NonceTTL, 2*cfg.ClockSkew)
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, errors.New("amesh: negative body limit")
+	}
+	v := &Verifier{cfg: cfg, skewSeconds: int64(cfg.ClockSkew / time.Second), ttl: cfg.NonceTTL}
+	if len(cfg.Authorities) > 0 {
+		v.authorities = make(map[string]bool)
+		for _, a := range cfg.Authorities {
+			for _, scheme := range [...]string{"http", "https"} {
+				n, err := Authority(a, scheme)
+				if err != nil {
+					return nil, fmt.Errorf("amesh: configured authority %q: %w", a, err)
+				}
+				v.authorities[scheme+" "+n] = true
+			}
+		}
+	}
+	return v, nil
+}
+
+// Config returns the effective configuration, defaults filled in.
+func (v *Verifier) Config() Config {
+	c := v.cfg
+	c.Authorities = slices.Clone(c.Authorities)
+	return c
+}
+
+// Request is what the verifier needs of an HTTP request.
+type Request struct {
+	Method string
+	// Target is the request-target exactly as it arrived ("/api/x?y=1"),
+	// not a path a router has already stripped or decoded.
+	Target string
+	// Host is the Host header (HTTP/1.1) or :authority (HTTP/2, 3).
+	Host string
+	// Scheme is "http" or "https", for the default port of Host. Empty
+	// means "https".
+	Scheme string
+	// Authorization holds every Authorization header value received.
+	Authorization []string
+	// Body is the exact body bytes.
+	Body []byte
+}
+
+// Result is the outcome of a decision.
+type Result struct {
+	// Code is the public error code, empty when the request is accepted.
+	Code Code
+	// Reason is the private reason, for the server's log only.
+	Reason Reason
+	// Device is the authenticated device, or for some rejections the
+	// device the request claimed to come from.
+	Device *Device
+	// Version is the protocol version of the request, when it parsed.
+	Version string
+	// Err carries details for the log.
+	Err error
+}
+
+// OK reports whether the request was accepted.
+func (r Result) OK() bool { return r.Code == "" }
+
+// Status returns the HTTP status for the result.
+func (r Result) Status() int { return r.Code.Status() }
+
+func reject(code Code, reason Reason, err error) Result {
+	return Result{Code: code, Reason: reason, Err: err}
+}
+
+// Check is a decision in progress. Begin runs the checks that need no body,
+// AddBody the ones that do, and Finish records the nonce once the signature
+// has been verified. The split lets a caller avoid reading the body of a
+// request it is going to reject anyway, and lets hosts with asynchronous
+// crypto verify the signature between AddBody and Finish.
+type Check struct {
+	v       *Verifier
+	hdr     *Header
+	device  *Device
+	target  string
+	auth    string
+	method  string
+	message []byte
+	digest  [sha256.Size]byte
+	ready   bool
+}
+
+// Verify runs the whole decision for req at time now.
+func (v *Verifier) Verify(ctx context.Context, req *Request, now time.Time) Result {
+	c, res := v.Begin(req, now)
+	if c == nil {
+		return res
+	}
+	if res := c.AddBody(req.Body); !res.OK() {
+		return res
+	}
+	return c.Finish(ctx, now, c.VerifySignature())
+}
+
+// Begin parses the header and checks version, key, role, time window,
+// audience and target. It returns a nil Check with the rejection, or a Check
+// to continue with.
+func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
+	h, err := parseAuthorization(req.Authorization)
+	if err != nil {
+		var he *HeaderError
+		errors.As(err, &he)
+		return nil, reject(he.Code, Reason(he.Code), err)
+	}
+	if v.cfg.RequireV2 && h.V == Version1 {
+		return nil, Result{Code: CodeUnsupportedVersion, Reason: ReasonVersionNotAllowed, Version: h.V,
+			Err: errors.New("version 1 request, this verifier requires version 2")}
+	}
+	dev, err := v.cfg.AllowList.Lookup(h.Key)
+	if err != nil {
+		return nil, Result{Code: CodeIntegrityFailure, Reason: ReasonIntegrity, Version: h.V, Err: err}
+	}
+	if dev == nil {
+		// The header parser checks only the cheap part of point validity;
+		// an unknown key gets the full check so that garbage is reported
+		// as malformed, as ParseHeader would.
+		if _, err := ParsePublicKey(h.Key[:]); err != nil {
+			return nil, Result{Code: CodeMalformedHeader, Reason: ReasonMalformedHeader, Version: h.V, Err: err}
+		}
+		return nil, Result{Code: CodeUnauthorized, Reason: ReasonUnknownKey, Version: h.V,
+			Err: fmt.Errorf("key %s (%s) is not in the allow list", h.ID, DeviceID(h.Key[:]))}
+	}
+	fail := func(reason Reason, err error) (*Check, Result) {
+		return nil, Result{Code: CodeUnauthorized, Reason: reason, Device: dev, Version: h.V, Err: err}
+	}
+	if dev.Role != RoleController {
+		return fail(ReasonRoleRejected, fmt.Errorf("device %s has role %q, not controller", dev.ID, dev.Role))
+	}
+	if d := now.Unix() - h.Timestamp; d > v.skewSeconds || d < -v.skewSeconds {
+		return fail(ReasonTimestampRange, fmt.Errorf("ts %d is %ds from now, allowed ±%ds", h.Timestamp, d, v.skewSeconds))
+	}
+	c := &Check{v: v, hdr: h, device: dev}
+	if h.V == Version2 {
+		scheme := req.Scheme
+		if scheme == "" {
+			scheme = "https"
+		}
+		c.auth, err = Authority(req.Host, scheme)
+		if err != nil {
+			return fail(ReasonWrongAudience, err)
+		}
+		if v.authorities != nil && !v.authorities[scheme+" "+c.auth] {
+			return fail(ReasonWrongAudience, fmt.Errorf("authority %q is not one this verifier answers for", c.auth))
+		}
+	}
+	if c.target, err = CanonicalTarget(req.Target); err != nil {
+		return fail(ReasonBadTarget, err)
+	}
+	if c.method, err = canonicalMethod(req.Method); err != nil {
+		return fail(ReasonBadTarget, err)
+	}
+	return c, Result{Device: dev, Version: h.V}
+}
+
+// MaxBodyBytes returns the body limit; callers reading a body stream should
+// read at most one byte more and pass what they read to AddBody.
+func (v *Verifier) MaxBodyBytes() int64 { return v.cfg.MaxBodyBytes }
+
+// AddBody checks the body against the limit, builds the canonical string and
+// checks the signature's form (lengths, ranges, low-S).
+func (c *Check) AddBody(body []byte) Result {
+	h := c.hdr
+	res := Result{Device: c.device, Version: h.V}
+	if int64(len(body)) > c.v.cfg.MaxBodyBytes {
+		res.Code, res.Reason = CodePayloadTooLarge, ReasonPayloadTooLarge
+		res.Err = fmt.Errorf("body of %d bytes, limit %d", len(body), c.v.cfg.MaxBodyBytes)
+		return res
+	}
+	m := Message{Version: h.V, Method: c.method, Authority: c.auth, Target: c.target,
+		TS: h.TS, Nonce: h.Nonce, BodyHash: BodyHash(body)}
+	msg, err := m.Bytes()
+	if err != nil {
+		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadTarget, err
+		return res
+	}
+	c.message = msg
+	c.digest = sha256.Sum256(msg)
+	if err := checkScalars(&h.Signature); err != nil {
+		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadSignature, err
+		return res
+	}
+	c.ready = true
+	return res
+}
+
+// Message returns the canonical string (after AddBody).
+func (c *Check) Message() []byte { return c.message }
+
+// Digest returns the SHA-256 of the canonical string (after AddBody).
+func (c *Check) Digest() []byte { return c.digest[:] }
+
+// Signature returns the raw r||s signature from the header.
+func (c *Check) Signature() []byte { return c.hdr.Signature[:] }
+
+// Header returns the parsed Authorization header.
+func (c *Check) Header() *Header { return c.hdr }
+
+// Device returns the allow-list entry of the signing key.
+func (c *Check) Device() *Device { return c.device }
+
+// NonceKey returns the key under which the nonce is recorded: the public key
+// followed by the decoded nonce, so that nonces of different devices never
+// collide.
+func (c *Check) NonceKey() string { return string(c.hdr.Key[:]) + string(c.hdr.NonceBytes) }
+
+// VerifySignature verifies the signature over the canonical string with the
+// configured crypto.
+func (c *Check) VerifySignature() error {
+	if !c.ready {
+		return errors.New("amesh: signature checked before AddBody succeeded")
+	}
+	if c.v.cfg.VerifySignature != nil {
+		return c.v.cfg.VerifySignature(c.device.Key, c.digest[:], c.hdr.Signature[:])
+	}
+	return c.device.Key.VerifyDigest(c.digest[:], c.hdr.Signature[:])
+}
+
+// Finish completes the decision. sigErr is the outcome of the signature
+// verification (nil: valid). Only a valid signature records the nonce, so
+// that nobody without the key can burn nonces or fill the store.
+func (c *Check) Finish(ctx context.Context, now time.Time, sigErr error) Result {
+	res := Result{Device: c.device, Version: c.hdr.V}
+	if !c.ready {
+		res.Code, res.Reason = CodeUnauthorized, ReasonBadSignature
+		res.Err = errors.New("amesh: Finish called before AddBody succeeded")
+		return res
+	}
+	if sigErr != nil {
+		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadSignature, sigErr
+		return res
+	}
+	fresh, err := c.v.cfg.Nonces.Record(ctx, c.NonceKey(), now, c.v.ttl)
+	switch {
+	case err != nil:
+		res.Code, res.Reason, res.Err = CodeUnavailable, ReasonNonceStore, err
+	case !fresh:
+		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonReplay, fmt.Errorf("nonce %s already used", c.hdr.Nonce)
+	default:
+		res.Reason = ReasonOK
+	}
+	return res
+}
