@@ -1,14 +1,11 @@
 package protocol
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 )
 
@@ -39,9 +36,16 @@ var (
 // PublicKey is a device's P-256 public key. The zero value is not usable;
 // create one with ParsePublicKey or DecodePublicKey.
 type PublicKey struct {
-	compressed [PublicKeySize]byte
-	key        *ecdsa.PublicKey
+	compressed   [PublicKeySize]byte
+	uncompressed [UncompressedKeySize]byte
+	// key caches the crypto/ecdsa form in native builds (keys_ecdsa.go);
+	// wasm builds have no crypto/ecdsa (see ecdsa_nistec.go).
+	key ecdsaKey
 }
+
+// UncompressedKeySize is the length of an uncompressed P-256 point (SEC 1:
+// 0x04, X, Y), the form WebCrypto imports as "raw".
+const UncompressedKeySize = 65
 
 // ParsePublicKey parses a 33-byte compressed P-256 point and checks that it is
 // on the curve.
@@ -52,19 +56,10 @@ func ParsePublicKey(b []byte) (*PublicKey, error) {
 	if !plausibleCompressed(b) {
 		return nil, errors.New("amesh: public key is not a compressed P-256 point")
 	}
-	x, y := elliptic.UnmarshalCompressed(elliptic.P256(), b)
-	if x == nil {
-		return nil, errors.New("amesh: public key is not on the P-256 curve")
+	pk := &PublicKey{}
+	if err := decompressPoint(pk, b); err != nil {
+		return nil, err
 	}
-	var u [65]byte
-	u[0] = 4
-	x.FillBytes(u[1:33])
-	y.FillBytes(u[33:])
-	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), u[:])
-	if err != nil {
-		return nil, fmt.Errorf("amesh: public key: %w", err)
-	}
-	pk := &PublicKey{key: k}
 	copy(pk.compressed[:], b)
 	return pk, nil
 }
@@ -124,21 +119,6 @@ func decodeKeyString(s string) ([]byte, error) {
 	return b, nil
 }
 
-// NewPublicKey converts an ECDSA P-256 public key.
-func NewPublicKey(k *ecdsa.PublicKey) (*PublicKey, error) {
-	if k == nil || k.Curve != elliptic.P256() {
-		return nil, errors.New("amesh: public key is not a P-256 key")
-	}
-	u, err := k.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("amesh: public key: %w", err)
-	}
-	pk := &PublicKey{key: k}
-	pk.compressed[0] = 2 | u[64]&1
-	copy(pk.compressed[1:], u[1:33])
-	return pk, nil
-}
-
 // Bytes returns the 33-byte compressed point.
 func (k *PublicKey) Bytes() []byte { b := k.compressed; return b[:] }
 
@@ -148,8 +128,8 @@ func (k *PublicKey) Array() [PublicKeySize]byte { return k.compressed }
 // String returns the standard base64 form used in headers and files.
 func (k *PublicKey) String() string { return base64.StdEncoding.EncodeToString(k.compressed[:]) }
 
-// ECDSA returns the key as a crypto/ecdsa public key.
-func (k *PublicKey) ECDSA() *ecdsa.PublicKey { return k.key }
+// Uncompressed returns the 65-byte uncompressed point (0x04, X, Y).
+func (k *PublicKey) Uncompressed() []byte { b := k.uncompressed; return b[:] }
 
 // Equal reports whether k and o are the same point.
 func (k *PublicKey) Equal(o *PublicKey) bool {
@@ -209,7 +189,7 @@ func (k *PublicKey) VerifyDigest(digest []byte, sig []byte) error {
 	if err := checkScalars(&a); err != nil {
 		return err
 	}
-	if !ecdsa.VerifyASN1(k.key, digest, derSignature(&a)) {
+	if !verifyECDSA(k, digest, &a) {
 		return errors.New("signature does not verify")
 	}
 	return nil
@@ -219,30 +199,6 @@ func (k *PublicKey) VerifyDigest(digest []byte, sig []byte) error {
 func (k *PublicKey) Verify(message, sig []byte) error {
 	d := sha256.Sum256(message)
 	return k.VerifyDigest(d[:], sig)
-}
-
-// derSignature encodes r||s as the ASN.1 ECDSA-Sig-Value that crypto/ecdsa
-// verifies. r and s are below n < 2^256, so every length fits in one byte.
-func derSignature(sig *[SignatureSize]byte) []byte {
-	out := make([]byte, 0, 72)
-	out = append(out, 0x30, 0)
-	out = appendDERInt(out, sig[:32])
-	out = appendDERInt(out, sig[32:])
-	out[1] = byte(len(out) - 2)
-	return out
-}
-
-func appendDERInt(out, v []byte) []byte {
-	for len(v) > 1 && v[0] == 0 {
-		v = v[1:]
-	}
-	out = append(out, 0x02)
-	if v[0]&0x80 != 0 {
-		out = append(out, byte(len(v)+1), 0)
-	} else {
-		out = append(out, byte(len(v)))
-	}
-	return append(out, v...)
 }
 
 // NormalizeLowS rewrites a raw r||s signature in place so that s <= n/2,
@@ -294,90 +250,4 @@ type Signer interface {
 	// SignDigest signs a 32-byte SHA-256 digest and returns a 64-byte raw
 	// r||s signature. Callers normalise it to low-S.
 	SignDigest(digest []byte) ([]byte, error)
-}
-
-// PrivateKey is a software P-256 key that implements Signer. It is meant for
-// tests, demos and the in-memory keystore backend.
-type PrivateKey struct {
-	key  *ecdsa.PrivateKey
-	pub  *PublicKey
-	rand io.Reader
-}
-
-// NewPrivateKey wraps an ECDSA P-256 private key. rand supplies signature
-// randomness; nil means crypto/rand.
-func NewPrivateKey(k *ecdsa.PrivateKey, rand io.Reader) (*PrivateKey, error) {
-	pub, err := NewPublicKey(&k.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return &PrivateKey{key: k, pub: pub, rand: rand}, nil
-}
-
-// GeneratePrivateKey creates a new random software key. rand nil means
-// crypto/rand.
-func GeneratePrivateKey(rand io.Reader) (*PrivateKey, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand)
-	if err != nil {
-		return nil, fmt.Errorf("amesh: generate key: %w", err)
-	}
-	return NewPrivateKey(k, rand)
-}
-
-// ParsePrivateKey builds a software key from its 32-byte big-endian scalar.
-func ParsePrivateKey(scalar []byte) (*PrivateKey, error) {
-	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), scalar)
-	if err != nil {
-		return nil, fmt.Errorf("amesh: private key: %w", err)
-	}
-	return NewPrivateKey(k, nil)
-}
-
-// Public returns the public half.
-func (k *PrivateKey) Public() *PublicKey { return k.pub }
-
-// PublicKey implements Signer.
-func (k *PrivateKey) PublicKey() []byte { return k.pub.Bytes() }
-
-// Bytes returns the 32-byte private scalar. Handle with care.
-func (k *PrivateKey) Bytes() ([]byte, error) { return k.key.Bytes() }
-
-// SignDigest implements Signer; the result is always low-S.
-func (k *PrivateKey) SignDigest(digest []byte) ([]byte, error) {
-	der, err := ecdsa.SignASN1(k.rand, k.key, digest)
-	if err != nil {
-		return nil, fmt.Errorf("amesh: sign: %w", err)
-	}
-	r, s, err := parseDERSignature(der)
-	if err != nil {
-		return nil, err
-	}
-	return RawSignature(r, s)
-}
-
-// parseDERSignature reads the ECDSA-Sig-Value crypto/ecdsa produces.
-func parseDERSignature(der []byte) (r, s []byte, err error) {
-	bad := errors.New("amesh: malformed DER signature")
-	if len(der) < 8 || der[0] != 0x30 || int(der[1]) != len(der)-2 {
-		return nil, nil, bad
-	}
-	rest := der[2:]
-	readInt := func() ([]byte, error) {
-		if len(rest) < 2 || rest[0] != 0x02 || int(rest[1]) > len(rest)-2 || rest[1] == 0 {
-			return nil, bad
-		}
-		v := rest[2 : 2+int(rest[1])]
-		rest = rest[2+int(rest[1]):]
-		return v, nil
-	}
-	if r, err = readInt(); err != nil {
-		return nil, nil, err
-	}
-	if s, err = readInt(); err != nil {
-		return nil, nil, err
-	}
-	if len(rest) != 0 {
-		return nil, nil, bad
-	}
-	return r, s, nil
 }

@@ -1,0 +1,65 @@
+//go:build !wasm && !amesh_nistec
+
+package protocol
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+)
+
+// This file holds the ECDSA back end of native builds: crypto/ecdsa, with
+// its assembly and its FIPS 140 module. Builds for GOARCH=wasm (and builds
+// with the amesh_nistec tag) use ecdsa_nistec.go instead, which links only
+// the P-256 code the verifier needs and keeps amesh.wasm small.
+
+// decompressPoint fills in the uncompressed form and the crypto/ecdsa key of
+// pk from the compressed point b, whose prefix and range are already
+// checked.
+func decompressPoint(pk *PublicKey, b []byte) error {
+	x, y := elliptic.UnmarshalCompressed(elliptic.P256(), b)
+	if x == nil {
+		return errors.New("amesh: public key is not on the P-256 curve")
+	}
+	u := &pk.uncompressed
+	u[0] = 4
+	x.FillBytes(u[1:33])
+	y.FillBytes(u[33:])
+	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), u[:])
+	if err != nil {
+		return fmt.Errorf("amesh: public key: %w", err)
+	}
+	pk.key = k
+	return nil
+}
+
+// verifyECDSA runs plain ECDSA verification; the caller has checked the
+// ranges of r and s and the low-S rule.
+func verifyECDSA(k *PublicKey, digest []byte, sig *[SignatureSize]byte) bool {
+	return ecdsa.VerifyASN1(k.key, digest, derSignature(sig))
+}
+
+// derSignature encodes r||s as the ASN.1 ECDSA-Sig-Value that crypto/ecdsa
+// verifies. r and s are below n < 2^256, so every length fits in one byte.
+func derSignature(sig *[SignatureSize]byte) []byte {
+	out := make([]byte, 0, 72)
+	out = append(out, 0x30, 0)
+	out = appendDERInt(out, sig[:32])
+	out = appendDERInt(out, sig[32:])
+	out[1] = byte(len(out) - 2)
+	return out
+}
+
+func appendDERInt(out, v []byte) []byte {
+	for len(v) > 1 && v[0] == 0 {
+		v = v[1:]
+	}
+	out = append(out, 0x02)
+	if v[0]&0x80 != 0 {
+		out = append(out, byte(len(v)+1), 0)
+	} else {
+		out = append(out, byte(len(v)))
+	}
+	return append(out, v...)
+}
