@@ -4,7 +4,10 @@ go 1.26.0
 
 tool honnef.co/go/tools/cmd/staticcheck
 
-require filippo.io/nistec v0.0.4
+require (
+	filippo.io/nistec v0.0.4
+	github.com/tetratelabs/wazero v1.12.0
+)
 
 require (
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect

@@ -1,0 +1,536 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/amesh-go/amesh/wasm/abi"
+	"github.com/amesh-go/amesh/wasm/protocol"
+)
+
+// Host is what the guest asks of its host: the imports of module "amesh"
+// (imports_wasip1.go), or a fake in tests. Pointers and lengths never cross
+// this interface; the wasm bindings turn slices into them.
+type Host interface {
+	// NowMs returns the current Unix time in milliseconds.
+	NowMs() int64
+	// VerifyECDSA checks sig (64 bytes, r||s) over msg, whose SHA-256 is
+	// digest, with the uncompressed 65-byte key point. It answers one of
+	// abi.SigValid, abi.SigInvalid, abi.SigUnsupported.
+	VerifyECDSA(point, msg, digest, sig []byte) int32
+	// RecordNonce checks and records key for ttlMs; it answers
+	// abi.NonceFresh, abi.NonceReplay or abi.NonceFailure.
+	RecordNonce(key []byte, nowMs, ttlMs int64) int32
+	// SignDigest signs the 32-byte digest with the host's key whose
+	// compressed public key is key, writing r||s to out. It answers
+	// abi.SignOK, abi.SignFailed or abi.SignNoKey.
+	SignDigest(key, digest []byte, out *[protocol.SignatureSize]byte) int32
+	// Log hands a message to the host's log at an slog level.
+	Log(level int32, msg string)
+}
+
+// Defaults of the configuration record.
+const (
+	defaultMaxPending = 1024
+	// maxHandles bounds handle numbers: the exports take them as i32, and
+	// positive values stay positive in JavaScript.
+	maxHandles = 1<<31 - 1
+)
+
+// guest is the state of one amesh.wasm instance. An instance runs one call
+// at a time, so none of it needs locking.
+type guest struct {
+	host       Host
+	v          *protocol.Verifier
+	list       protocol.StaticAllowList
+	crypto     int64
+	nonces     *nonces
+	maxPending int
+	pending    map[int64]*pending
+	lastHandle int64
+	// out holds the last result record, after a 4-byte length: the wasm
+	// binding hands its address to the host, so it must stay referenced
+	// (the Go collector does not move objects) until the next call.
+	out abi.Encoder
+}
+
+// pending is a prepared check (amesh_prepare) or signature
+// (amesh_sign_prepare) waiting for the host's answer.
+type pending struct {
+	check  *protocol.Check
+	now    time.Time
+	sign   *protocol.SignParams
+	key    []byte
+	digest []byte
+}
+
+func newGuest(h Host) *guest {
+	return &guest{host: h, nonces: &nonces{host: h}, pending: make(map[int64]*pending)}
+}
+
+// errNotConfigured is the answer to any decision before amesh_configure.
+var errNotConfigured = errors.New("amesh_configure has not succeeded yet")
+
+// brokenList is the allow list of a configuration whose list failed its
+// integrity check on the host: every lookup fails, so every request that
+// gets as far as the lookup is answered 500, as natively.
+type brokenList struct{}
+
+func (brokenList) Lookup([protocol.PublicKeySize]byte) (*protocol.Device, error) {
+	return nil, fmt.Errorf("allow list (reported by the host): %w", protocol.ErrIntegrity)
+}
+
+// nonces is the guest's NonceStore: the host's store through the
+// nonce_record import, or a memory store inside the guest. override, when
+// set, is the host's own answer for the one Record call of amesh_commit.
+type nonces struct {
+	host     Host
+	useHost  bool
+	mem      *protocol.MemoryNonceStore
+	memCap   int
+	override int32
+}
+
+// errHostNonces is what a failure of the host's nonce store looks like from
+// inside; the host has the real error and logs it.
+var errHostNonces = errors.New("host nonce store failed")
+
+// Record implements protocol.NonceStore.
+func (n *nonces) Record(ctx context.Context, key string, now time.Time, ttl time.Duration) (bool, error) {
+	answer := n.override
+	switch {
+	case answer != abi.CommitNonceByGuest:
+		n.override = abi.CommitNonceByGuest
+		switch answer {
+		case abi.CommitNonceFresh:
+			return true, nil
+		case abi.CommitNonceReplay:
+			return false, nil
+		}
+		return false, errHostNonces
+	case n.useHost:
+		switch n.host.RecordNonce([]byte(key), now.UnixMilli(), ttl.Milliseconds()) {
+		case abi.NonceFresh:
+			return true, nil
+		case abi.NonceReplay:
+			return false, nil
+		}
+		return false, errHostNonces
+	}
+	return n.mem.Record(ctx, key, now, ttl)
+}
+
+// configure applies a configuration record. A failed call leaves the
+// previous configuration in place.
+func (g *guest) configure(rec []byte) error {
+	c, err := abi.DecodeConfig(rec)
+	if err != nil {
+		return err
+	}
+	devs := make([]*protocol.Device, 0, len(c.AllowList))
+	for i, e := range c.AllowList {
+		var k *protocol.PublicKey
+		if len(e.Key) == protocol.PublicKeySize {
+			k, err = protocol.ParsePublicKey(e.Key)
+		} else {
+			k, err = protocol.DecodePublicKey(string(e.Key))
+		}
+		if err != nil {
+			return fmt.Errorf("allow-list entry %d: %w", i, err)
+		}
+		devs = append(devs, &protocol.Device{ID: e.ID, Name: e.Name, Role: e.Role, Key: k})
+	}
+	list, err := protocol.NewStaticAllowList(devs...)
+	if err != nil {
+		return err
+	}
+	if c.NonceStore != abi.NonceStoreGuest && c.NonceStore != abi.NonceStoreHost {
+		return fmt.Errorf("nonce store %d is neither guest (0) nor host (1)", c.NonceStore)
+	}
+	if c.Crypto != abi.CryptoHost && c.Crypto != abi.CryptoGuest {
+		return fmt.Errorf("crypto %d is neither host (0) nor guest (1)", c.Crypto)
+	}
+	if c.MaxPending < 0 || c.NonceCapacity < 0 || c.NonceCapacity > 1<<26 {
+		return errors.New("negative max_pending, or nonce capacity out of range")
+	}
+	cfg := protocol.Config{
+		AllowList:    list,
+		Nonces:       g.nonces,
+		ClockSkew:    time.Duration(c.ClockSkewMs) * time.Millisecond,
+		NonceTTL:     time.Duration(c.NonceTTLMs) * time.Millisecond,
+		MaxBodyBytes: c.MaxBodyBytes,
+		Authorities:  c.Authorities,
+		RequireV2:    c.RequireV2,
+	}
+	if c.ClockSkewMs < 0 || c.NonceTTLMs < 0 || c.ClockSkewMs > int64(time.Duration(1<<62)/time.Millisecond) ||
+		c.NonceTTLMs > int64(time.Duration(1<<62)/time.Millisecond) {
+		return errors.New("clock skew or nonce TTL out of range")
+	}
+	if c.IntegrityFailure {
+		cfg.AllowList = brokenList{}
+	}
+	v, err := protocol.NewVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	// The memory store survives reconfiguration (an allow-list reload must
+	// not forget the nonces already seen); only a new capacity replaces it.
+	if c.NonceStore == abi.NonceStoreGuest && (g.nonces.mem == nil || g.nonces.memCap != int(c.NonceCapacity)) {
+		g.nonces.mem = protocol.NewMemoryNonceStore(int(c.NonceCapacity))
+		g.nonces.memCap = int(c.NonceCapacity)
+	}
+	g.nonces.useHost = c.NonceStore == abi.NonceStoreHost
+	g.v, g.list, g.crypto = v, list, c.Crypto
+	g.maxPending = defaultMaxPending
+	if c.MaxPending > 0 {
+		g.maxPending = int(min(c.MaxPending, 1<<20))
+	}
+	g.host.Log(abi.LogDebug, "amesh.wasm configured: "+strconv.Itoa(len(list))+" allow-list entries")
+	return nil
+}
+
+// request decodes a request record into what the verifier takes.
+func (g *guest) request(rec []byte) (*protocol.Request, time.Time, error) {
+	r, err := abi.DecodeRequest(rec)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	ms := r.NowMs
+	if !r.HasNow {
+		ms = g.host.NowMs()
+	}
+	return &protocol.Request{Method: r.Method, Target: r.Target, Host: r.Host, Scheme: r.Scheme,
+		Authorization: r.Authorization, Body: r.Body}, time.UnixMilli(ms), nil
+}
+
+// verify makes the whole decision for one request record.
+func (g *guest) verify(rec []byte, res *abi.Result) error {
+	if g.v == nil {
+		return errNotConfigured
+	}
+	req, now, err := g.request(rec)
+	if err != nil {
+		return err
+	}
+	c, r := g.v.Begin(req, now)
+	if c != nil {
+		if r = c.AddBody(req.Body); r.OK() {
+			r = c.Finish(context.Background(), now, g.verifySignature(c))
+		}
+	}
+	decision(res, r)
+	return nil
+}
+
+// verifySignature asks the host's crypto, as configured, and falls back to
+// the core's own when the host has none.
+func (g *guest) verifySignature(c *protocol.Check) error {
+	if g.crypto == abi.CryptoHost {
+		switch g.host.VerifyECDSA(c.Device().Key.Uncompressed(), c.Message(), c.Digest(), c.Signature()) {
+		case abi.SigValid:
+			return nil
+		case abi.SigInvalid:
+			return errors.New("signature does not verify (host crypto)")
+		}
+	}
+	return c.VerifySignature()
+}
+
+// decision fills res from a verifier result.
+func decision(res *abi.Result, r protocol.Result) {
+	res.Status = int64(r.Status())
+	res.Code = string(r.Code)
+	res.Reason = string(r.Reason)
+	res.Version = r.Version
+	if r.Err != nil {
+		res.Detail = r.Err.Error()
+	}
+	if d := r.Device; d != nil {
+		res.DeviceID, res.DeviceName, res.DeviceRole = d.ID, d.Name, d.Role
+		res.Key = d.Key.Bytes()
+	}
+}
+
+// hold stores p under a new handle, or fails when too many are held.
+func (g *guest) hold(p *pending) (int64, error) {
+	if len(g.pending) >= g.maxPending {
+		return 0, fmt.Errorf("%d prepared calls are pending, the configured limit", len(g.pending))
+	}
+	for {
+		g.lastHandle = g.lastHandle%maxHandles + 1
+		if g.pending[g.lastHandle] == nil {
+			g.pending[g.lastHandle] = p
+			return g.lastHandle, nil
+		}
+	}
+}
+
+// prepare runs every check that needs no signature verification. A
+// rejection is final; otherwise res carries a handle and what the host
+// needs to verify the signature itself.
+func (g *guest) prepare(rec []byte, res *abi.Result) error {
+	if g.v == nil {
+		return errNotConfigured
+	}
+	req, now, err := g.request(rec)
+	if err != nil {
+		return err
+	}
+	c, r := g.v.Begin(req, now)
+	if c != nil {
+		r = c.AddBody(req.Body)
+	}
+	if c == nil || !r.OK() {
+		decision(res, r)
+		return nil
+	}
+	h, err := g.hold(&pending{check: c, now: now})
+	if err != nil {
+		// Too many checks in flight is the host's overload, not the
+		// client's fault: answer as for an unavailable nonce store.
+		decision(res, protocol.Result{Code: protocol.CodeUnavailable, Reason: protocol.ReasonNonceStore,
+			Device: c.Device(), Version: r.Version, Err: err})
+		return nil
+	}
+	decision(res, r)
+	res.Status, res.Reason = 0, "" // not decided yet
+	res.Handle = h
+	res.KeyPoint = c.Device().Key.Uncompressed()
+	res.Message = c.Message()
+	res.Digest = c.Digest()
+	res.Signature = c.Signature()
+	res.NonceKey = []byte(c.NonceKey())
+	return nil
+}
+
+// take removes and returns the pending entry of handle.
+func (g *guest) take(handle int64) (*pending, error) {
+	p := g.pending[handle]
+	if p == nil {
+		return nil, fmt.Errorf("no pending call with handle %d", handle)
+	}
+	delete(g.pending, handle)
+	return p, nil
+}
+
+// commit completes a prepared check with the host's verdict on the
+// signature and, optionally, its own nonce answer.
+func (g *guest) commit(handle int64, sigStatus, nonceStatus int32, res *abi.Result) error {
+	p, err := g.take(handle)
+	if err != nil {
+		return err
+	}
+	if p.check == nil {
+		return fmt.Errorf("handle %d is a signature, not a check", handle)
+	}
+	if nonceStatus < abi.CommitNonceByGuest || nonceStatus > abi.CommitNonceFailure {
+		return fmt.Errorf("nonce_status %d out of range", nonceStatus)
+	}
+	var sigErr error
+	switch sigStatus {
+	case abi.SigValid:
+	case abi.SigInvalid:
+		sigErr = errors.New("signature does not verify (host crypto)")
+	case abi.SigUnsupported:
+		sigErr = g.verifySignature(p.check)
+	default:
+		return fmt.Errorf("sig_status %d out of range", sigStatus)
+	}
+	g.nonces.override = nonceStatus
+	r := p.check.Finish(context.Background(), p.now, sigErr)
+	g.nonces.override = abi.CommitNonceByGuest // Finish did not ask: bad signature
+	decision(res, r)
+	return nil
+}
+
+// release drops a pending entry the host will not complete.
+func (g *guest) release(handle int64) {
+	delete(g.pending, handle)
+}
+
+// signParams turns a signing record into protocol parameters with the time
+// and nonce fixed, so that they can be replayed exactly by signFinish.
+func (g *guest) signParams(rec []byte) (*protocol.SignParams, []byte, error) {
+	sp, err := abi.DecodeSignParams(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sp.Key) != protocol.PublicKeySize {
+		return nil, nil, fmt.Errorf("signer key of %d bytes, want %d", len(sp.Key), protocol.PublicKeySize)
+	}
+	p := &protocol.SignParams{Version: sp.Version, Method: sp.Method, Target: sp.Target,
+		Body: sp.Body, Nonce: sp.Nonce}
+	if sp.URL != "" {
+		if p.Target, err = protocol.RequestTarget(sp.URL); err != nil {
+			return nil, nil, err
+		}
+	}
+	if sp.Authority != "" {
+		// Without a scheme no default port is removed: the host passed an
+		// authority it already normalised (protocol.SignParams.Authority).
+		if p.Authority, err = protocol.Authority(sp.Authority, sp.Scheme); err != nil {
+			return nil, nil, err
+		}
+	}
+	ms := sp.NowMs
+	if !sp.HasNow {
+		ms = g.host.NowMs()
+	}
+	p.Time = time.UnixMilli(ms)
+	if p.Nonce == nil {
+		p.Nonce = make([]byte, 16)
+		if _, err := rand.Read(p.Nonce); err != nil {
+			return nil, nil, fmt.Errorf("nonce: %w", err)
+		}
+	}
+	return p, sp.Key, nil
+}
+
+// signed fills res from a signature.
+func signed(res *abi.Result, p *protocol.SignParams, s *protocol.Signed) {
+	res.Authorization = s.Authorization
+	res.Message = s.Canonical
+	res.Target = p.Target
+	res.TS = strconv.FormatInt(p.Time.Unix(), 10)
+	res.Nonce = base64.RawURLEncoding.EncodeToString(p.Nonce)
+}
+
+// hostSigner is a protocol.Signer whose private key stays with the host.
+type hostSigner struct {
+	host Host
+	key  []byte
+}
+
+func (s hostSigner) PublicKey() []byte { return s.key }
+
+func (s hostSigner) SignDigest(digest []byte) ([]byte, error) {
+	var out [protocol.SignatureSize]byte
+	switch s.host.SignDigest(s.key, digest, &out) {
+	case abi.SignOK:
+		return out[:], nil
+	case abi.SignNoKey:
+		return nil, errors.New("the host holds no signer for this key")
+	}
+	return nil, errors.New("the host's signer failed")
+}
+
+// sign signs a request with the host's key through the sign_digest import.
+func (g *guest) sign(rec []byte, res *abi.Result) error {
+	p, key, err := g.signParams(rec)
+	if err != nil {
+		return err
+	}
+	s, err := protocol.SignRequest(hostSigner{g.host, key}, *p)
+	if err != nil {
+		return err
+	}
+	signed(res, p, s)
+	return nil
+}
+
+// signPrepare builds the canonical string of a request for a host that
+// signs asynchronously (WebCrypto); signFinish completes it.
+func (g *guest) signPrepare(rec []byte, res *abi.Result) error {
+	p, key, err := g.signParams(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := protocol.ParsePublicKey(key); err != nil {
+		return err
+	}
+	// The canonical string is built from the same parts SignRequest uses,
+	// and signFinish re-runs SignRequest, which must arrive at the same
+	// digest: a divergence fails the signature instead of going unnoticed.
+	target, err := protocol.CanonicalTarget(p.Target)
+	if err != nil {
+		return err
+	}
+	version := p.Version
+	if version == "" {
+		version = protocol.Version1
+	}
+	m := protocol.Message{Version: version, Method: p.Method, Authority: p.Authority, Target: target,
+		TS: strconv.FormatInt(p.Time.Unix(), 10), Nonce: base64.RawURLEncoding.EncodeToString(p.Nonce),
+		BodyHash: protocol.BodyHash(p.Body)}
+	msg, err := m.Bytes()
+	if err != nil {
+		return err
+	}
+	digest := sha256.Sum256(msg)
+	h, err := g.hold(&pending{sign: p, key: key, digest: digest[:]})
+	if err != nil {
+		return err
+	}
+	res.Handle = h
+	res.Message = msg
+	res.Digest = digest[:]
+	res.Key = key
+	res.Target = p.Target
+	res.TS = m.TS
+	res.Nonce = m.Nonce
+	return nil
+}
+
+// givenSigner answers with the signature the host produced for digest.
+type givenSigner struct {
+	key, digest, sig []byte
+}
+
+func (s givenSigner) PublicKey() []byte { return s.key }
+
+func (s givenSigner) SignDigest(digest []byte) ([]byte, error) {
+	if string(digest) != string(s.digest) {
+		return nil, errors.New("canonical string changed between sign_prepare and sign_finish")
+	}
+	return s.sig, nil
+}
+
+// signFinish completes a prepared signature with the host's r||s.
+func (g *guest) signFinish(handle int64, sig []byte, res *abi.Result) error {
+	p, err := g.take(handle)
+	if err != nil {
+		return err
+	}
+	if p.sign == nil {
+		return fmt.Errorf("handle %d is a check, not a signature", handle)
+	}
+	if len(sig) != protocol.SignatureSize {
+		return fmt.Errorf("signature of %d bytes, want %d", len(sig), protocol.SignatureSize)
+	}
+	s, err := protocol.SignRequest(givenSigner{p.key, p.digest, sig}, *p.sign)
+	if err != nil {
+		return err
+	}
+	signed(res, p.sign, s)
+	return nil
+}
+
+// call runs one export's work and leaves its result record in g.out, after
+// four bytes for its length. A panic becomes an error result, so that a
+// bug in the guest costs one request and not the instance.
+func (g *guest) call(work func(res *abi.Result) error) []byte {
+	var res abi.Result
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("guest panic: %v", p)
+				g.host.Log(abi.LogError, "amesh.wasm: "+err.Error())
+			}
+		}()
+		return work(&res)
+	}()
+	if err != nil {
+		res = abi.Result{Error: err.Error()}
+	}
+	g.out.Buf = append(g.out.Buf[:0], 0, 0, 0, 0)
+	res.Encode(&g.out)
+	n := uint32(len(g.out.Buf) - 4)
+	g.out.Buf[0], g.out.Buf[1], g.out.Buf[2], g.out.Buf[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+	return g.out.Buf
+}
