@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -71,7 +72,7 @@ type pending struct {
 }
 
 func newGuest(h Host) *guest {
-	return &guest{host: h, nonces: &nonces{host: h}, pending: make(map[int64]*pending)}
+	return &guest{host: h, nonces: &nonces{host: h}, pending: make(map[int64]*pending), maxPending: defaultMaxPending}
 }
 
 // errNotConfigured is the answer to any decision before amesh_configure.
@@ -364,8 +365,10 @@ func (g *guest) signParams(rec []byte) (*protocol.SignParams, []byte, error) {
 	if len(sp.Key) != protocol.PublicKeySize {
 		return nil, nil, fmt.Errorf("signer key of %d bytes, want %d", len(sp.Key), protocol.PublicKeySize)
 	}
+	// The record's bytes alias the host's input buffer, which the next call
+	// overwrites; a prepared signature outlives this call, so it copies.
 	p := &protocol.SignParams{Version: sp.Version, Method: sp.Method, Target: sp.Target,
-		Body: sp.Body, Nonce: sp.Nonce}
+		Body: bytes.Clone(sp.Body), Nonce: bytes.Clone(sp.Nonce)}
 	if sp.URL != "" {
 		if p.Target, err = protocol.RequestTarget(sp.URL); err != nil {
 			return nil, nil, err
@@ -389,7 +392,7 @@ func (g *guest) signParams(rec []byte) (*protocol.SignParams, []byte, error) {
 			return nil, nil, fmt.Errorf("nonce: %w", err)
 		}
 	}
-	return p, sp.Key, nil
+	return p, bytes.Clone(sp.Key), nil
 }
 
 // signed fills res from a signature.
@@ -441,12 +444,18 @@ func (g *guest) signPrepare(rec []byte, res *abi.Result) error {
 	if err != nil {
 		return err
 	}
-	if _, err := protocol.ParsePublicKey(key); err != nil {
+	// SignRequest validates the parameters and computes the digest; the
+	// capturing signer stops it there. The canonical string the host signs
+	// is rebuilt from the same parts and must hash to that digest, and
+	// signFinish re-runs SignRequest to the same digest again: the three
+	// cannot silently diverge.
+	c := &capturingSigner{key: key}
+	if _, err := protocol.SignRequest(c, *p); !errors.Is(err, errCaptured) {
+		if err == nil {
+			err = errors.New("signing did not ask for a signature")
+		}
 		return err
 	}
-	// The canonical string is built from the same parts SignRequest uses,
-	// and signFinish re-runs SignRequest, which must arrive at the same
-	// digest: a divergence fails the signature instead of going unnoticed.
 	target, err := protocol.CanonicalTarget(p.Target)
 	if err != nil {
 		return err
@@ -462,19 +471,36 @@ func (g *guest) signPrepare(rec []byte, res *abi.Result) error {
 	if err != nil {
 		return err
 	}
-	digest := sha256.Sum256(msg)
-	h, err := g.hold(&pending{sign: p, key: key, digest: digest[:]})
+	if digest := sha256.Sum256(msg); string(digest[:]) != string(c.digest) {
+		return errors.New("canonical string does not match the digest being signed")
+	}
+	h, err := g.hold(&pending{sign: p, key: key, digest: c.digest})
 	if err != nil {
 		return err
 	}
 	res.Handle = h
 	res.Message = msg
-	res.Digest = digest[:]
+	res.Digest = c.digest
 	res.Key = key
 	res.Target = p.Target
 	res.TS = m.TS
 	res.Nonce = m.Nonce
 	return nil
+}
+
+// errCaptured stops SignRequest once it has asked for a signature.
+var errCaptured = errors.New("digest captured")
+
+// capturingSigner records the digest SignRequest asks it to sign.
+type capturingSigner struct {
+	key, digest []byte
+}
+
+func (s *capturingSigner) PublicKey() []byte { return s.key }
+
+func (s *capturingSigner) SignDigest(digest []byte) ([]byte, error) {
+	s.digest = bytes.Clone(digest)
+	return nil, errCaptured
 }
 
 // givenSigner answers with the signature the host produced for digest.

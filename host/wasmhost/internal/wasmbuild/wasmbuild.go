@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -60,10 +61,12 @@ func Build(root, out string) error {
 
 // Sources fingerprints the inputs of the guest inside the module at root:
 // the Go and embedded files of every in-module package the guest depends on
-// for wasip1/wasm, and go.mod and go.sum, which pin everything outside.
+// for wasip1/wasm, and the path and version of every other module it links
+// (the standard library is covered by the toolchain version). Other
+// changes to go.mod do not touch the fingerprint.
 func Sources(root string) (string, error) {
 	cmd := exec.Command("go", "list", "-deps", "-f",
-		`{{if .Module}}{{if eq .Module.Path "github.com/amesh-go/amesh"}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .EmbedFiles}} {{.}}{{end}}{{end}}{{end}}`,
+		`{{if .Module}}{{if eq .Module.Path "github.com/amesh-go/amesh"}}{{.Dir}}{{range .GoFiles}} {{.}}{{end}}{{range .EmbedFiles}} {{.}}{{end}}{{else}}module {{.Module.Path}}@{{.Module.Version}}{{with .Module.Replace}} => {{.Path}}@{{.Version}}{{end}}{{end}}{{end}}`,
 		"./wasm/guest")
 	cmd.Dir = root
 	cmd.Env = env()
@@ -73,8 +76,12 @@ func Sources(root string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("wasmbuild: go list: %w\n%s", err, stderr.Bytes())
 	}
-	files := []string{"go.mod", "go.sum"}
+	var files, modules []string
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(line, "module ") {
+			modules = append(modules, line)
+			continue
+		}
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
@@ -88,7 +95,12 @@ func Sources(root string) (string, error) {
 		}
 	}
 	sort.Strings(files)
+	sort.Strings(modules)
+	modules = slices.Compact(modules)
 	h := sha256.New()
+	for _, m := range modules {
+		fmt.Fprintf(h, "%s\x00", m)
+	}
 	for _, f := range files {
 		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f)))
 		if err != nil {
