@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -35,8 +36,10 @@ type Config struct {
 	MaxBodyBytes int64
 	Authorities  []string
 	RequireV2    bool
-	// PureWasm verifies signatures inside the guest instead of with the
-	// host's crypto/ecdsa (about 1 ms per request instead of 0.06 ms).
+	// PureWasm verifies signatures and hashes bodies inside the guest
+	// instead of with the host's crypto (about 0.7 ms per request instead
+	// of 0.07 ms, and 14 ms per MiB of body instead of 0.5 ms): the mode of
+	// a host that has no crypto to lend.
 	PureWasm bool
 	// MaxPending bounds prepared checks held by the guest; zero means 1024.
 	MaxPending int
@@ -86,6 +89,8 @@ type Instance struct {
 	list  protocol.StaticAllowList
 	// configured is set once a configuration was accepted.
 	configured bool
+	// pure is Config.PureWasm: everything, body hashing included, in wasm.
+	pure bool
 	// broken is set when a call trapped: the guest's state is unknown, so
 	// the instance must be closed and replaced.
 	broken error
@@ -232,6 +237,7 @@ func (i *Instance) configureRecord(ctx context.Context, cfg *Config, rec []byte)
 		return fmt.Errorf("wasmhost: configure: %w", err)
 	}
 	i.list = cfg.AllowList
+	i.pure = cfg.PureWasm
 	i.state.nonces = cfg.Nonces
 	i.configured = true
 	return nil
@@ -242,9 +248,18 @@ func unavailable(err error) protocol.Result {
 	return protocol.Result{Code: protocol.CodeUnavailable, Reason: ReasonEngine, Err: err}
 }
 
-func requestRecord(req *protocol.Request, now time.Time) abi.Request {
-	return abi.Request{Method: req.Method, Target: req.Target, Host: req.Host, Scheme: req.Scheme,
+// requestRecord builds the guest's request record. Unless the instance is
+// configured for pure wasm, the body travels as its SHA-256 and length:
+// hashing natively is some twenty times faster than in wasm, and the body
+// need not be copied into guest memory.
+func (i *Instance) requestRecord(req *protocol.Request, now time.Time) abi.Request {
+	r := abi.Request{Method: req.Method, Target: req.Target, Host: req.Host, Scheme: req.Scheme,
 		Authorization: req.Authorization, Body: req.Body, NowMs: now.UnixMilli(), HasNow: true}
+	if !i.pure && len(req.Body) > 0 {
+		sum := sha256.Sum256(req.Body)
+		r.Body, r.BodySHA256, r.BodySize = nil, sum[:], int64(len(req.Body))
+	}
+	return r
 }
 
 // Verify makes the decision of protocol.Verifier.Verify inside the guest.
@@ -253,7 +268,7 @@ func (i *Instance) Verify(ctx context.Context, req *protocol.Request, now time.T
 		return unavailable(errors.New("wasmhost: instance not configured"))
 	}
 	i.state.nonceErr = nil
-	r := requestRecord(req, now)
+	r := i.requestRecord(req, now)
 	res, err := i.call(ctx, i.fn.verify, r.Encode)
 	if err != nil {
 		return unavailable(err)
@@ -302,7 +317,7 @@ func (i *Instance) Prepare(ctx context.Context, req *protocol.Request, now time.
 	if !i.configured {
 		return nil, unavailable(errors.New("wasmhost: instance not configured"))
 	}
-	r := requestRecord(req, now)
+	r := i.requestRecord(req, now)
 	res, err := i.call(ctx, i.fn.prepare, r.Encode)
 	if err != nil {
 		return nil, unavailable(err)

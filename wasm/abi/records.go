@@ -44,6 +44,8 @@ const (
 	ReqAuthorization = 5 // text, repeats: every Authorization header value
 	ReqBody          = 6 // bytes: the exact body
 	ReqNowMs         = 7 // int: current Unix time in milliseconds; the now_ms import when absent
+	ReqBodySHA256    = 8 // bytes: SHA-256 of the body, sent instead of ReqBody by a host with fast hashing
+	ReqBodySize      = 9 // int: length of the body, with ReqBodySHA256
 )
 
 // Field tags of the signing record (amesh_sign, amesh_sign_prepare).
@@ -271,6 +273,9 @@ type Request struct {
 	Body          []byte
 	NowMs         int64
 	HasNow        bool // NowMs was given
+	// BodySHA256 and BodySize stand for Body when BodySHA256 is set.
+	BodySHA256 []byte
+	BodySize   int64
 }
 
 // Encode appends r to e.
@@ -286,7 +291,10 @@ func (r *Request) Encode(e *Encoder) {
 	for _, a := range r.Authorization {
 		e.String(ReqAuthorization, a)
 	}
-	if len(r.Body) > 0 {
+	if r.BodySHA256 != nil {
+		e.Bytes(ReqBodySHA256, r.BodySHA256)
+		e.Int(ReqBodySize, r.BodySize)
+	} else if len(r.Body) > 0 {
 		e.Bytes(ReqBody, r.Body)
 	}
 	if r.HasNow {
@@ -321,6 +329,10 @@ func DecodeRequest(rec []byte) (*Request, error) {
 		case ReqNowMs:
 			r.NowMs, err = Int(val)
 			r.HasNow = true
+		case ReqBodySHA256:
+			r.BodySHA256 = val
+		case ReqBodySize:
+			r.BodySize, err = Int(val)
 		default:
 			return unknown("request", tag)
 		}
@@ -329,8 +341,13 @@ func DecodeRequest(rec []byte) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !s.has(ReqMethod) || !s.has(ReqTarget) {
+	switch {
+	case !s.has(ReqMethod) || !s.has(ReqTarget):
 		return nil, recordErr("request without method or target")
+	case s.has(ReqBodySHA256) != s.has(ReqBodySize):
+		return nil, recordErr("request with only one of body_sha256 and body_size")
+	case s.has(ReqBodySHA256) && (len(r.BodySHA256) != 32 || r.BodySize < 0 || s.has(ReqBody)):
+		return nil, recordErr("request body digest: 32 bytes, a size >= 0, and no body field")
 	}
 	return r, nil
 }

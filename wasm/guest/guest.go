@@ -197,17 +197,25 @@ func (g *guest) configure(rec []byte) error {
 }
 
 // request decodes a request record into what the verifier takes.
-func (g *guest) request(rec []byte) (*protocol.Request, time.Time, error) {
+func (g *guest) request(rec []byte) (*protocol.Request, *abi.Request, time.Time, error) {
 	r, err := abi.DecodeRequest(rec)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
 	ms := r.NowMs
 	if !r.HasNow {
 		ms = g.host.NowMs()
 	}
 	return &protocol.Request{Method: r.Method, Target: r.Target, Host: r.Host, Scheme: r.Scheme,
-		Authorization: r.Authorization, Body: r.Body}, time.UnixMilli(ms), nil
+		Authorization: r.Authorization, Body: r.Body}, r, time.UnixMilli(ms), nil
+}
+
+// addBody passes the body, or the host's digest of it, to the check.
+func addBody(c *protocol.Check, r *abi.Request) protocol.Result {
+	if r.BodySHA256 != nil {
+		return c.AddBodyDigest(r.BodySize, [32]byte(r.BodySHA256))
+	}
+	return c.AddBody(r.Body)
 }
 
 // verify makes the whole decision for one request record.
@@ -215,13 +223,13 @@ func (g *guest) verify(rec []byte, res *abi.Result) error {
 	if g.v == nil {
 		return errNotConfigured
 	}
-	req, now, err := g.request(rec)
+	req, ar, now, err := g.request(rec)
 	if err != nil {
 		return err
 	}
 	c, r := g.v.Begin(req, now)
 	if c != nil {
-		if r = c.AddBody(req.Body); r.OK() {
+		if r = addBody(c, ar); r.OK() {
 			r = c.Finish(context.Background(), now, g.verifySignature(c))
 		}
 	}
@@ -279,13 +287,13 @@ func (g *guest) prepare(rec []byte, res *abi.Result) error {
 	if g.v == nil {
 		return errNotConfigured
 	}
-	req, now, err := g.request(rec)
+	req, ar, now, err := g.request(rec)
 	if err != nil {
 		return err
 	}
 	c, r := g.v.Begin(req, now)
 	if c != nil {
-		r = c.AddBody(req.Body)
+		r = addBody(c, ar)
 	}
 	if c == nil || !r.OK() {
 		decision(res, r)

@@ -48,6 +48,9 @@ func (h *fakeHost) RecordNonce(key []byte, nowMs, ttlMs int64) int32 {
 	if !h.nonceOK {
 		return abi.NonceFailure
 	}
+	if h.nonces == nil {
+		return abi.NonceFresh
+	}
 	fresh, err := h.nonces.Record(context.Background(), string(key), time.UnixMilli(nowMs), time.Duration(ttlMs)*time.Millisecond)
 	switch {
 	case err != nil:
