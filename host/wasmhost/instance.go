@@ -264,11 +264,24 @@ func (i *Instance) requestRecord(req *protocol.Request, now time.Time) abi.Reque
 
 // Verify makes the decision of protocol.Verifier.Verify inside the guest.
 func (i *Instance) Verify(ctx context.Context, req *protocol.Request, now time.Time) protocol.Result {
+	return i.verify(ctx, i.requestRecord(req, now))
+}
+
+// VerifyDigest is Verify for a body the caller hashed (or, for a body it
+// knows to be over the limit, did not read): size is its length and sum
+// its SHA-256; req.Body is ignored.
+func (i *Instance) VerifyDigest(ctx context.Context, req *protocol.Request, size int64, sum [sha256.Size]byte, now time.Time) protocol.Result {
+	r := i.requestRecord(&protocol.Request{Method: req.Method, Target: req.Target, Host: req.Host, Scheme: req.Scheme,
+		Authorization: req.Authorization}, now)
+	r.BodySHA256, r.BodySize = sum[:], size
+	return i.verify(ctx, r)
+}
+
+func (i *Instance) verify(ctx context.Context, r abi.Request) protocol.Result {
 	if !i.configured {
 		return unavailable(errors.New("wasmhost: instance not configured"))
 	}
 	i.state.nonceErr = nil
-	r := i.requestRecord(req, now)
 	res, err := i.call(ctx, i.fn.verify, r.Encode)
 	if err != nil {
 		return unavailable(err)

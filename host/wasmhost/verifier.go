@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -156,6 +157,18 @@ func (v *Verifier) Verify(ctx context.Context, req *protocol.Request, now time.T
 		return unavailable(err)
 	}
 	res := p.inst.Verify(ctx, req, now)
+	v.give(ctx, p)
+	return res
+}
+
+// VerifyDigest decides one request whose body the caller hashed, like
+// Instance.VerifyDigest.
+func (v *Verifier) VerifyDigest(ctx context.Context, req *protocol.Request, size int64, sum [sha256.Size]byte, now time.Time) protocol.Result {
+	p, err := v.borrow(ctx)
+	if err != nil {
+		return unavailable(err)
+	}
+	res := p.inst.VerifyDigest(ctx, req, size, sum, now)
 	v.give(ctx, p)
 	return res
 }
