@@ -379,7 +379,7 @@ func readKeyFile(path string) (*parsedKeyFile, error) {
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
 	if err := checkPrivate(path, fi); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("keystore: %w", err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
 	if err != nil {

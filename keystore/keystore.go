@@ -71,10 +71,11 @@ type Store interface {
 var _ protocol.Signer = Key(nil)
 
 // Errors for use with errors.Is. Each error a backend returns wraps at most
-// one of them and says what to do next.
+// one of them, adds the "keystore:" prefix and context, and says what to do
+// next.
 var (
 	// ErrNotFound means there is no key of this backend in the directory.
-	ErrNotFound = errors.New("keystore: no key found")
+	ErrNotFound = errors.New("no key found")
 	// ErrExists means a key already exists where one was to be created.
 	ErrExists = errors.New("keystore: a key already exists")
 	// ErrUnavailable means the backend cannot run on this machine or build.
@@ -102,7 +103,7 @@ var (
 )
 
 // ReenrolHint is the command that replaces a lost or unusable key.
-const ReenrolHint = "amesh init --force --name NAME (then pair again)"
+const ReenrolHint = "amesh init --force --name NAME"
 
 // Options configure Create, Open and Remove. Only Dir is required; the
 // zero value of everything else means the production defaults.

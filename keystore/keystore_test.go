@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -84,7 +85,9 @@ func TestBackendsContract(t *testing.T) {
 			func(t *testing.T, dir string) (Store, error) { return Create(BackendMemory, Options{Dir: dir}) },
 			func(t *testing.T, dir string) (Store, error) { return Open(BackendMemory, Options{Dir: dir}) }},
 		{"encrypted-file",
-			func(t *testing.T, dir string) (Store, error) { return Create(BackendFile, fileOpts(t, dir, "correct horse")) },
+			func(t *testing.T, dir string) (Store, error) {
+				return Create(BackendFile, fileOpts(t, dir, "correct horse"))
+			},
 			func(t *testing.T, dir string) (Store, error) {
 				forgetUnlocks()
 				return Open(BackendFile, fileOpts(t, dir, "correct horse"))
@@ -227,5 +230,12 @@ func TestDetectWithoutTPM(t *testing.T) {
 	}
 	if len(probes) < 2 || probes[0].Backend != BackendTPM || probes[0].OK {
 		t.Fatalf("probes %+v: want a failed TPM probe first", probes)
+	}
+}
+
+func parseJSON(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
 	}
 }

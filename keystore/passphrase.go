@@ -63,7 +63,7 @@ type funcSource struct {
 	fn   func(create bool) ([]byte, error)
 }
 
-func (s funcSource) Name() string                       { return s.name }
+func (s funcSource) Name() string                           { return s.name }
 func (s funcSource) Passphrase(create bool) ([]byte, error) { return s.fn(create) }
 
 // StaticPassphrase is a passphrase given by the program itself.
@@ -114,11 +114,7 @@ func PassphraseFileFromEnv(env string) PassphraseSource {
 		if path == "" {
 			return nil, fmt.Errorf("%w: %s is not set", ErrNoPassphrase, env)
 		}
-		p, err := readPassphraseFile(path, true)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", env, err)
-		}
-		return p, nil
+		return readPassphraseFile(path, true)
 	}}
 }
 
@@ -152,12 +148,12 @@ func StoredPassphrase(dir string) PassphraseSource {
 func readPassphraseFile(path string, checkMode bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("keystore: passphrase file: %w", err)
+		return nil, fmt.Errorf("passphrase file: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("keystore: passphrase file: %w", err)
+		return nil, fmt.Errorf("passphrase file: %w", err)
 	}
 	if checkMode {
 		if err := checkPrivate(path, fi); err != nil {
@@ -166,17 +162,17 @@ func readPassphraseFile(path string, checkMode bool) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxPassphrase+1))
 	if err != nil {
-		return nil, fmt.Errorf("keystore: read passphrase file %s: %w", path, err)
+		return nil, fmt.Errorf("read passphrase file %s: %w", path, err)
 	}
 	if len(b) > maxPassphrase {
-		return nil, fmt.Errorf("keystore: passphrase file %s is larger than %d bytes", path, maxPassphrase)
+		return nil, fmt.Errorf("passphrase file %s is larger than %d bytes", path, maxPassphrase)
 	}
 	// Editors and `echo` add a final newline that nobody means as part of
 	// the passphrase.
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	b = bytes.TrimSuffix(b, []byte("\r"))
 	if len(b) == 0 {
-		return nil, fmt.Errorf("keystore: passphrase file %s is empty", path)
+		return nil, fmt.Errorf("passphrase file %s is empty", path)
 	}
 	return b, nil
 }
@@ -193,10 +189,10 @@ func TerminalPrompt(in *os.File, out io.Writer) PassphraseSource {
 			p, err := term.ReadPassword(int(in.Fd()))
 			fmt.Fprintln(out)
 			if err != nil {
-				return nil, fmt.Errorf("keystore: read passphrase: %w", err)
+				return nil, fmt.Errorf("read passphrase: %w", err)
 			}
 			if len(p) > maxPassphrase {
-				return nil, fmt.Errorf("keystore: passphrase longer than %d bytes", maxPassphrase)
+				return nil, fmt.Errorf("passphrase longer than %d bytes", maxPassphrase)
 			}
 			return p, nil
 		}
@@ -212,7 +208,7 @@ func TerminalPrompt(in *os.File, out io.Writer) PassphraseSource {
 			return nil, err
 		}
 		if subtle.ConstantTimeCompare(p, again) != 1 {
-			return nil, errors.New("keystore: the two passphrases differ; nothing was created")
+			return nil, errors.New("the two passphrases differ; nothing was created")
 		}
 		return p, nil
 	}}
@@ -233,7 +229,7 @@ func findPassphrase(sources []PassphraseSource, create bool) ([]byte, string, er
 		}
 		tried = append(tried, s.Name())
 	}
-	return nil, "", fmt.Errorf("%w (looked at: %v); set %s or %s, or run interactively", ErrNoPassphrase, tried, EnvPassphrase, EnvPassphraseFile)
+	return nil, "", fmt.Errorf("keystore: %w (looked at: %v); set %s or %s, or run interactively", ErrNoPassphrase, tried, EnvPassphrase, EnvPassphraseFile)
 }
 
 // generatePassphrase makes a random passphrase for a key created without

@@ -301,7 +301,7 @@ func tpmErr(what string, err error, op tpmOp) error {
 	case authFailed && op == keyOp:
 		return fmt.Errorf("keystore: %s: %w", what, ErrWrongPIN)
 	case op == loadOp && (errors.Is(err, tpm2.TPMRCIntegrity) || errors.Is(err, tpm2.TPMRCSensitive) || errors.Is(err, tpm2.TPMRCHandle) || errors.Is(err, tpm2.TPMRCValue)):
-		return fmt.Errorf("keystore: %s: %w (%v): the TPM was probably cleared (a firmware update can do that) and the key is gone; re-enrol with `%s`", what, ErrTPMKeyLost, err, ReenrolHint)
+		return fmt.Errorf("keystore: %s: %w (%v): the TPM was probably cleared (a firmware update can do that) and the key is gone; re-enrol with `%s` and pair again", what, ErrTPMKeyLost, err, ReenrolHint)
 	}
 	return fmt.Errorf("keystore: %s: %w", what, err)
 }

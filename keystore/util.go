@@ -44,7 +44,7 @@ func checkPrivate(path string, fi os.FileInfo) error {
 		return nil
 	}
 	if m := fi.Mode().Perm(); m&0o066 != 0 {
-		return fmt.Errorf("keystore: %w: %s has mode %04o, readable or writable by group or others: run chmod 600 %s", ErrInsecurePermissions, path, m, path)
+		return fmt.Errorf("%w: %s has mode %04o, readable or writable by group or others: run chmod 600 %s", ErrInsecurePermissions, path, m, path)
 	}
 	return nil
 }

@@ -181,7 +181,7 @@ func openWrapped(opts Options, items itemStore) (Store, error) {
 	}
 	wrap, err := items.get(wrapAccount(f.Alias))
 	if errors.Is(err, errItemNotFound) {
-		return nil, fmt.Errorf("keystore: %w: the Keychain has no wrapping key %q for %s (another user, another Mac, or it was deleted); re-enrol with `%s`", ErrNotFound, wrapAccount(f.Alias), opts.Dir, ReenrolHint)
+		return nil, fmt.Errorf("keystore: %w: the Keychain has no wrapping key %q for %s (another user, another Mac, or it was deleted); re-enrol with `%s` and pair again", ErrNotFound, wrapAccount(f.Alias), opts.Dir, ReenrolHint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("keystore: read the wrapping key from the Keychain: %w", err)

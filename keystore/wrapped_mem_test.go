@@ -35,4 +35,3 @@ func (m *memItems) remove(a string) error {
 	delete(m.m, a)
 	return nil
 }
-
