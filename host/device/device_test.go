@@ -542,3 +542,22 @@ func TestConcurrentAddsFromProcesses(t *testing.T) {
 		t.Fatalf("keystore generation %d, file %d", g, l.Generation())
 	}
 }
+
+func TestTimeRange(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`"2026-03-28T10:00:00.000Z"`, true},
+		{`"2026-03-28T10:00:00+02:00"`, true},
+		{`"9999-12-31T23:59:59-23:59"`, false},
+		{`"0000-01-01T00:00:00+01:00"`, false},
+		{`"yesterday"`, false},
+		{`12`, false},
+	} {
+		var v Time
+		if err := v.UnmarshalJSON([]byte(tc.in)); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.in, err)
+		}
+	}
+}

@@ -37,6 +37,11 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
+	// An offset can move a year-9999 time past what the file format can
+	// write back.
+	if y := v.UTC().Year(); y < 1 || y > 9999 {
+		return fmt.Errorf("time %q out of range", s)
+	}
 	t.Time = v
 	return nil
 }
