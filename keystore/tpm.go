@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 
@@ -309,6 +310,9 @@ func tpmErr(what string, err error, op tpmOp) error {
 // probeTPM checks that a TPM 2.0 answers, for Detect.
 func probeTPM(opts Options) error {
 	t, err := openTPMTransport(opts)
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w (add this user to the group that owns the device, usually tss)", err)
+	}
 	if err != nil {
 		return err
 	}
