@@ -561,3 +561,24 @@ func TestTimeRange(t *testing.T) {
 		}
 	}
 }
+
+func TestInterruptedInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "amesh")
+	ks := fileKS()
+	ks.Dir = dir
+	os.MkdirAll(dir, 0o700)
+	stale, err := keystore.Create(keystore.BackendFile, ks) // a key, but no identity.json
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.Close()
+	_, err = Create(CreateOptions{Dir: dir, Name: "x", Backend: keystore.BackendFile, Keystore: fileKS()})
+	if err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("create over a stale key: %v", err)
+	}
+	s, err := Create(CreateOptions{Dir: dir, Name: "x", Backend: keystore.BackendFile, Keystore: fileKS(), Force: true})
+	if err != nil {
+		t.Fatalf("create --force over a stale key: %v", err)
+	}
+	s.Close()
+}

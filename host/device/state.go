@@ -81,13 +81,13 @@ func Create(opts CreateOptions) (*State, error) {
 
 	ks := opts.Keystore
 	ks.Dir = dir
-	if _, err := os.Lstat(filepath.Join(dir, IdentityFile)); err == nil {
-		if !opts.Force {
-			return nil, fmt.Errorf("device: %w in %s; use --force to replace it (its key and trusted devices are then lost)", ErrExists, dir)
-		}
+	if opts.Force {
+		// Also clears what an interrupted init left without identity.json.
 		if err := removeState(dir, ks); err != nil {
 			return nil, err
 		}
+	} else if _, err := os.Lstat(filepath.Join(dir, IdentityFile)); err == nil {
+		return nil, fmt.Errorf("device: %w in %s; use --force to replace it (its key and trusted devices are then lost)", ErrExists, dir)
 	}
 
 	backend := opts.Backend
