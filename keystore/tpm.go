@@ -329,9 +329,6 @@ type tpmStore struct {
 	pin    []byte
 	secret []byte
 	nv     tpm2.TPMHandle
-	// keyHandle is the transient handle of the last loaded key, for
-	// flushing it during Open.
-	keyHandle tpm2.TPMHandle
 
 	mu     sync.Mutex // one TPM conversation at a time per store
 	closed bool
@@ -535,9 +532,11 @@ func openTPM(opts Options) (Store, error) {
 	err = tpmSession(opts, func(t transport.TPM, srk *srkHandle) (err error) {
 		// Loading proves the key still belongs to this TPM; the sealing
 		// secret is unsealed once and kept for the life of the store.
-		if _, err := s.loadKey(t, srk); err != nil {
+		key, err := s.loadKey(t, srk)
+		if err != nil {
 			return err
-		} else if err := flushNow(t, s.keyHandle); err != nil {
+		}
+		if err := flushNow(t, key.Handle); err != nil {
 			return err
 		}
 		sealed, err := tpm2.Load{ParentHandle: srk.plainParent(), InPrivate: k.sealPrivate, InPublic: k.sealPublic}.Execute(t)
@@ -566,13 +565,13 @@ func openTPM(opts Options) (Store, error) {
 	return s, nil
 }
 
-// keyHandle is set by loadKey for the caller to flush.
+// loadKey loads the signing key under the SRK and returns its handle with
+// the authorisation signing needs. The caller flushes it.
 func (s *tpmStore) loadKey(t transport.TPM, srk *srkHandle) (tpm2.AuthHandle, error) {
 	rsp, err := tpm2.Load{ParentHandle: srk.plainParent(), InPrivate: s.key.keyPrivate, InPublic: s.key.keyPublic}.Execute(t)
 	if err != nil {
 		return tpm2.AuthHandle{}, tpmErr("load the device key", err, loadOp)
 	}
-	s.keyHandle = rsp.ObjectHandle
 	auth := tpm2.PasswordAuth(nil)
 	if len(s.pin) > 0 {
 		auth = tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(s.pin), tpm2.Salted(srk.handle, srk.public))

@@ -582,3 +582,17 @@ func TestInterruptedInit(t *testing.T) {
 	}
 	s.Close()
 }
+
+// TestBackendNeverSwitched: identity.json's backend is used strictly; when
+// it cannot open, Open fails naming it instead of trying another backend.
+func TestBackendNeverSwitched(t *testing.T) {
+	s, _ := create(t, backends()[1], "x")
+	s.Close()
+	path := filepath.Join(s.Dir(), IdentityFile)
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, bytes.Replace(data, []byte(`"encrypted-file"`), []byte(`"tpm"`), 1), 0o600)
+	_, err := Open(s.Dir(), keystore.Options{TPMDevice: "/nonexistent/tpm"})
+	if err == nil || !strings.Contains(err.Error(), "tpm key") {
+		t.Fatalf("open with an unavailable recorded backend: %v", err)
+	}
+}
