@@ -130,7 +130,7 @@ type Options struct {
 	// reference simulator (its command port).
 	TPMDevice string
 	// TPMPIN protects the TPM key with a PIN when set at creation; it is
-	// then needed to sign.
+	// then needed to sign. Open falls back to AMESH_TPM_PIN.
 	TPMPIN []byte
 
 	// Warn receives warnings meant for a person (for example that a

@@ -19,6 +19,10 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
+// EnvTPMPIN supplies the TPM key's PIN to Open when Options.TPMPIN is
+// empty, for services that cannot be asked.
+const EnvTPMPIN = "AMESH_TPM_PIN"
+
 // TPMKeyName is the file holding the TPM key blobs in the state directory.
 // The blobs are useless without the TPM that made them.
 const TPMKeyName = "key.tpm.json"
@@ -526,7 +530,10 @@ func openTPM(opts Options) (Store, error) {
 		return nil, err
 	}
 	if k.file.PIN && len(opts.TPMPIN) == 0 {
-		return nil, fmt.Errorf("keystore: the TPM key in %s has a PIN and none was given", opts.Dir)
+		opts.TPMPIN = []byte(os.Getenv(EnvTPMPIN))
+	}
+	if k.file.PIN && len(opts.TPMPIN) == 0 {
+		return nil, fmt.Errorf("keystore: the TPM key in %s has a PIN and none was given (set %s)", opts.Dir, EnvTPMPIN)
 	}
 	s := &tpmStore{opts: opts, key: k, pin: clone(opts.TPMPIN), nv: tpm2.TPMHandle(k.file.NVIndex)}
 	err = tpmSession(opts, func(t transport.TPM, srk *srkHandle) (err error) {

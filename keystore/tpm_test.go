@@ -146,9 +146,17 @@ func TestTPMPIN(t *testing.T) {
 	s.Close()
 
 	noPIN := tpmOpts(t, sw, dir)
-	if _, err := Open(BackendTPM, noPIN); err == nil || !strings.Contains(err.Error(), "PIN") {
+	t.Setenv(EnvTPMPIN, "")
+	if _, err := Open(BackendTPM, noPIN); err == nil || !strings.Contains(err.Error(), EnvTPMPIN) {
 		t.Fatalf("open without PIN: %v", err)
 	}
+	t.Setenv(EnvTPMPIN, "1234")
+	e, err := Open(BackendTPM, noPIN)
+	if err != nil {
+		t.Fatalf("open with the PIN from %s: %v", EnvTPMPIN, err)
+	}
+	checkSigns(t, e, 1)
+	e.Close()
 	wrong := tpmOpts(t, sw, dir)
 	wrong.TPMPIN = []byte("9999")
 	w, err := Open(BackendTPM, wrong)

@@ -77,6 +77,7 @@ type IntegrityError struct {
 	Reason string
 }
 
+// Error says what failed and what to do about it.
 func (e *IntegrityError) Error() string {
 	return fmt.Sprintf("device: allow list %s failed its integrity check: %s. "+
 		"It was changed, restored from an older copy or deleted outside amesh; trust none of it. "+
