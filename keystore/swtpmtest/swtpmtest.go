@@ -48,7 +48,10 @@ func Start(t testing.TB) *TPM {
 		bin:      bin,
 		StateDir: t.TempDir(),
 		port:     testenv.FreePort(t),
-		ctrlPort: testenv.FreePort(t),
+	}
+	// Each port is free when asked for, but a second request may return
+	// the first one again, which is no longer held.
+	for s.ctrlPort = testenv.FreePort(t); s.ctrlPort == s.port; s.ctrlPort = testenv.FreePort(t) {
 	}
 	s.Device = "tcp://" + testenv.Addr(s.port)
 	s.start()
