@@ -254,4 +254,3 @@ func writeCurlResponse(g *globals, f *curlFlags, resp *http.Response) error {
 	}
 	return nil
 }
-

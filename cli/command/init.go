@@ -115,4 +115,3 @@ func detail(s string) string {
 	}
 	return " (" + s + ")"
 }
-
