@@ -71,6 +71,10 @@ with none of them, it generates one and stores it beside the key.`,
 			}
 			defer s.Close()
 			id := s.Identity()
+			if id.StorageBackend == keystore.BackendMemory {
+				errOut.printf("%s the memory backend keeps the key only while this command runs: later commands cannot use it. Use it for tests and demos.\n",
+					errOut.style(ansiRed+ansiBold, "warning:"))
+			}
 			if out.json {
 				return out.emitJSON(struct {
 					device.Identity
