@@ -124,7 +124,9 @@ func TestProbe(t *testing.T) {
 	if err := hostcrypto.Probe(garbage); err == nil {
 		t.Fatal("probe trusted a host that answers garbage")
 	}
-	missing := func(string, []byte) ([]byte, error) { return nil, errors.New("error status returned by host: not found") }
+	missing := func(string, []byte) ([]byte, error) {
+		return nil, errors.New("error status returned by host: not found")
+	}
 	if err := hostcrypto.Probe(missing); err == nil {
 		t.Fatal("probe trusted a host without the function")
 	}
