@@ -34,6 +34,18 @@ const (
 	metricHostCryptoErrors = "amesh.host_crypto_errors"
 )
 
+// reasonMetricNames holds the per-reason counter names for the life of the
+// module. Hosts may keep the name they were given by reference (the SDK's
+// emulator does, pointing into the module's memory), so a name must never
+// be a temporary string that the garbage collector could reuse.
+var reasonMetricNames = func() map[protocol.Reason]string {
+	m := make(map[protocol.Reason]string, len(allReasons))
+	for _, r := range allReasons {
+		m[r] = metricRejectedPrefix + string(r)
+	}
+	return m
+}()
+
 // metrics are the filter's counters, defined at plugin start.
 type metrics struct {
 	accepted         proxywasm.MetricCounter
@@ -56,7 +68,7 @@ func defineMetrics() *metrics {
 		hostCryptoErrors: proxywasm.DefineCounterMetric(metricHostCryptoErrors),
 	}
 	for _, r := range allReasons {
-		m.byReason[r] = proxywasm.DefineCounterMetric(metricRejectedPrefix + string(r))
+		m.byReason[r] = proxywasm.DefineCounterMetric(reasonMetricNames[r])
 	}
 	return m
 }

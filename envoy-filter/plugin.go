@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/amesh-go/amesh/envoy-filter/internal/config"
 	"github.com/amesh-go/amesh/envoy-filter/internal/hostcrypto"
@@ -111,8 +112,8 @@ func (p *pluginContext) start() error {
 	p.cfg, p.verifier, p.nonces, p.spki, p.hostCrypto, p.metrics = cfg, v, nonces, spki, host, m
 	eff := v.Config()
 	l := nonces.Layout()
-	proxywasm.LogInfof("amesh: filter ready: %d devices (allow list sha256 %s), skew %v, nonce TTL %v, body limit %d bytes, v2 required %t, authorities %q, host crypto %t, nonce cache %d×%d (%d nonces, %d KiB shared data; per Envoy process, not shared between replicas)",
-		len(cfg.Devices), cfg.AllowListSHA256, eff.ClockSkew, eff.NonceTTL, eff.MaxBodyBytes, eff.RequireV2, eff.Authorities, host,
+	proxywasm.LogInfof("amesh: filter ready (%s, %s/%s): %d devices (allow list sha256 %s), skew %v, nonce TTL %v, body limit %d bytes, v2 required %t, authorities %q, host crypto %t, nonce cache %d×%d (%d nonces, %d KiB shared data; per Envoy process, not shared between replicas)",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, len(cfg.Devices), cfg.AllowListSHA256, eff.ClockSkew, eff.NonceTTL, eff.MaxBodyBytes, eff.RequireV2, eff.Authorities, host,
 		l.Buckets, l.Slots, l.Capacity(), l.Bytes()/1024)
 	return nil
 }
