@@ -282,4 +282,3 @@ func plainWith(t *testing.T, c *http.Client, req *http.Request) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
-
