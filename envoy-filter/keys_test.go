@@ -1,3 +1,7 @@
+//go:build !wasm
+
+// The SDK's emulator (proxytest) runs on the native platform only.
+
 package main
 
 import (
