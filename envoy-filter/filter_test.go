@@ -14,6 +14,7 @@ import (
 
 	"github.com/amesh-go/amesh/envoy-filter/internal/config"
 	"github.com/amesh-go/amesh/wasm/protocol"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
 
 // TestAcceptForwardsVerifiedIdentity: a correctly signed request goes
@@ -471,6 +472,57 @@ func TestModesRunWhatTheySay(t *testing.T) {
 		}
 		if logs := strings.Join(e.logs(), "\n"); !strings.Contains(logs, want+"):") {
 			t.Fatalf("start log does not name %s:\n%s", want, logs)
+		}
+	})
+}
+
+// TestUpgradeDecidedAtHeaders: a WebSocket handshake is decided on its
+// headers (its signature covers the empty body) and the tunnelled data that
+// follows flows; a rejected one lets nothing through.
+func TestUpgradeDecidedAtHeaders(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		e := newEnvoy(t, m, mustJSON(t, baseConfig()), withEnvoyCrypto)
+		e.mustStart()
+		e.setTime(t0)
+		hdrs := func(r request) [][2]string {
+			return append([][2]string{{":method", r.Method}, {":path", r.Target}, {":authority", r.Authority}, {":scheme", "https"},
+				{"connection", "Upgrade"}, {"upgrade", "websocket"}}, r.Headers...)
+		}
+		ok := sign(t, signed{Target: "/ws"})
+		id := e.InitializeHttpContext()
+		if a := e.CallOnRequestHeaders(id, hdrs(ok), false); a != types.ActionContinue || e.GetSentLocalResponse(id) != nil {
+			t.Fatalf("signed upgrade: action %v, response %v", a, e.GetSentLocalResponse(id))
+		}
+		if a := e.CallOnRequestBody(id, []byte("websocket frame"), false); a != types.ActionContinue {
+			t.Errorf("tunnel data after acceptance: action %v", a)
+		}
+		e.CompleteHttpContext(id)
+
+		bad := sign(t, signed{Key: unknownKey, Target: "/ws"})
+		id = e.InitializeHttpContext()
+		e.CallOnRequestHeaders(id, hdrs(bad), false)
+		if lr := e.GetSentLocalResponse(id); lr == nil || lr.StatusCode != 401 {
+			t.Fatalf("unsigned upgrade not answered 401: %v", lr)
+		}
+		if a := e.CallOnRequestBody(id, []byte("websocket frame"), false); a != types.ActionPause {
+			t.Errorf("tunnel data after rejection: action %v", a)
+		}
+		e.CompleteHttpContext(id)
+	})
+}
+
+// TestUpgradeHeaderCannotSmuggleABody: a request signed with an empty body
+// does not pass with a body just because an Upgrade header was added.
+func TestUpgradeHeaderCannotSmuggleABody(t *testing.T) {
+	eachMode(t, func(t *testing.T, m mode) {
+		e := newEnvoy(t, m, mustJSON(t, baseConfig()), withEnvoyCrypto)
+		e.mustStart()
+		e.setTime(t0)
+		r := sign(t, signed{Method: "POST", Target: "/api/transfer"}) // empty body signed
+		r.Headers = append(r.Headers, [2]string{"upgrade", "websocket"}, [2]string{"connection", "upgrade"})
+		r.Body = []byte(`{"to":"mallory","amount":1000000}`)
+		if res := e.do(r); res.Forwarded || res.Status != 401 {
+			t.Fatalf("smuggled body: forwarded=%v status=%d", res.Forwarded, res.Status)
 		}
 	})
 }

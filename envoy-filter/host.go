@@ -14,6 +14,7 @@ import (
 // sharedData is Envoy's shared data as a noncecache.Store.
 type sharedData struct{}
 
+// Get implements noncecache.Store.
 func (sharedData) Get(key string) ([]byte, uint32, error) {
 	v, cas, err := proxywasm.GetSharedData(key)
 	if errors.Is(err, types.ErrorStatusNotFound) {
@@ -25,6 +26,7 @@ func (sharedData) Get(key string) ([]byte, uint32, error) {
 	return v, cas, nil
 }
 
+// Set implements noncecache.Store.
 func (sharedData) Set(key string, value []byte, cas uint32) error {
 	err := proxywasm.SetSharedData(key, value, cas)
 	if errors.Is(err, types.ErrorStatusCasMismatch) {

@@ -22,9 +22,11 @@ type httpContext struct {
 	check    *protocol.Check
 	now      time.Time
 	bodySize int
-	// done is set once the request was accepted or answered.
-	done  bool
-	spent time.Duration
+	// done is set once the request was accepted or answered; rejected
+	// tells which.
+	done     bool
+	rejected bool
+	spent    time.Duration
 }
 
 // responseHeaders go with every rejection. The body is the protocol's JSON.
@@ -53,8 +55,13 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action
 	}
 	req := protocol.Request{Scheme: "https"}
 	contentLength := int64(-1)
+	upgrade, chunked := false, false
 	for _, kv := range headers {
 		switch strings.ToLower(kv[0]) {
+		case "upgrade":
+			upgrade = true
+		case "transfer-encoding":
+			chunked = true
 		case ":method":
 			req.Method = kv[1]
 		case ":path":
@@ -81,7 +88,14 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action
 		return h.reject(res)
 	}
 	h.check = c
-	if endOfStream {
+	tunnel := (upgrade || req.Method == "CONNECT") && contentLength <= 0 && !chunked
+	if endOfStream || tunnel {
+		// An upgrade (WebSocket) or CONNECT request that declares no body
+		// has none of its own: what follows the headers is the tunnelled
+		// stream, which the client did not sign and which may never end.
+		// Its signature covers the empty body. A request that declares a
+		// body is verified with it, upgrade or not, so an added Upgrade
+		// header cannot smuggle an unsigned body past the filter.
 		return h.finish(nil)
 	}
 	if limit := h.p.verifier.MaxBodyBytes(); contentLength > limit {
@@ -95,7 +109,7 @@ func (h *httpContext) OnHttpRequestHeaders(_ int, endOfStream bool) types.Action
 // returns Pause) and decides at its end.
 func (h *httpContext) OnHttpRequestBody(bodySize int, endOfStream bool) types.Action {
 	if h.done {
-		return types.ActionContinue
+		return h.after()
 	}
 	if h.check == nil {
 		return types.ActionPause
@@ -115,7 +129,7 @@ func (h *httpContext) OnHttpRequestBody(bodySize int, endOfStream bool) types.Ac
 // OnHttpRequestTrailers decides requests whose body ends with trailers.
 func (h *httpContext) OnHttpRequestTrailers(int) types.Action {
 	if h.done {
-		return types.ActionContinue
+		return h.after()
 	}
 	if h.check == nil {
 		return types.ActionPause
@@ -123,6 +137,15 @@ func (h *httpContext) OnHttpRequestTrailers(int) types.Action {
 	start := time.Now()
 	defer func() { h.spent += time.Since(start) }()
 	return h.finishBuffered()
+}
+
+// after answers callbacks that come once the request is decided: the rest of
+// an accepted stream (a tunnel's data) flows, nothing of a rejected one does.
+func (h *httpContext) after() types.Action {
+	if h.rejected {
+		return types.ActionPause
+	}
+	return types.ActionContinue
 }
 
 // OnHttpStreamDone drops the references the context holds: the host may keep
@@ -234,7 +257,7 @@ func (h *httpContext) fail(reason protocol.Reason, err error) types.Action {
 }
 
 func (h *httpContext) reject(res protocol.Result) types.Action {
-	h.done = true
+	h.done, h.rejected = true, true
 	h.check = nil
 	status := res.Code.Status()
 	device := "-"

@@ -79,7 +79,7 @@ func (p *pluginContext) start() error {
 	}
 	v, err := protocol.NewVerifier(cfg.Protocol(nonces))
 	if err != nil {
-		return err
+		return fmt.Errorf("verifier: %w", err)
 	}
 	spki := make(map[[protocol.PublicKeySize]byte][]byte, len(cfg.Devices))
 	for _, d := range cfg.Devices {

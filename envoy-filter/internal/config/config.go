@@ -303,6 +303,7 @@ func Digest(devices []*protocol.Device) string {
 // integrity pin: every lookup reports the failure.
 type failedList struct{ err error }
 
+// Lookup implements protocol.AllowList.
 func (l failedList) Lookup([protocol.PublicKeySize]byte) (*protocol.Device, error) { return nil, l.err }
 
 // forbiddenHeaders are names the filter must not overwrite: they carry the
