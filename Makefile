@@ -5,7 +5,7 @@ BUILD := build
 FUZZTIME ?= 3s
 BENCHTIME ?= 1s
 
-.PHONY: all build wasm test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
+.PHONY: all build wasm envoy-filter test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
 
 all: build
 
@@ -18,6 +18,11 @@ wasm:
 	@if [ -d wasm/guest ]; then \
 		GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BUILD)/amesh.wasm ./wasm/guest; \
 	else echo "wasm: wasm/guest does not exist yet"; fi
+
+## envoy-filter: build/amesh-envoy.wasm, the proxy-wasm filter for Envoy >= 1.33 and Istio.
+envoy-filter:
+	@mkdir -p $(BUILD)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BUILD)/amesh-envoy.wasm ./envoy-filter
 
 deps:
 	scripts/deps.sh test
@@ -38,7 +43,7 @@ lint:
 crossbuild:
 	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) build ./...
 	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) build ./wasm/...
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./wasm/... ./envoy-filter/...
 
 fuzz-short:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
@@ -50,7 +55,9 @@ fuzz:
 bench:
 	@mkdir -p $(BUILD)
 	@rm -f $(BUILD)/bench.json
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./wasm/protocol/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
+	$(GO) test -run '^$$' -bench 'BenchmarkRatios$$' -benchtime 1x ./wasm/protocol/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
+	$(GO) test -run '^$$' -bench 'BenchmarkSignSummary$$' -benchtime 1x ./keystore/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
+	$(GO) test -run '^$$' -bench 'BenchmarkEnvoyFilter$$' -benchtime 1x ./envoy-filter/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	@cat $(BUILD)/bench.json
 
 ## demo: a protected server and signed requests on loopback.

@@ -11,6 +11,13 @@ for pkg in $(go list ./...); do
 	for t in $targets; do
 		echo "fuzz: $pkg $t for $fuzztime"
 		if ! go test -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/amesh-fuzz.$$ 2>&1; then
+			# Go's fuzzer can report "context deadline exceeded" when the time
+			# runs out mid-step (golang/go#75804, fixed in Go 1.27); that is not a finding. A
+			# finding always writes its failing input.
+			if grep -q 'context deadline exceeded' /tmp/amesh-fuzz.$$ && ! grep -q 'Failing input written' /tmp/amesh-fuzz.$$; then
+				echo "fuzz: $t: time ran out mid-step (not a finding)"
+				continue
+			fi
 			cat /tmp/amesh-fuzz.$$
 			status=1
 		fi

@@ -2,7 +2,7 @@ package protocol
 
 import (
 	"errors"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -190,6 +190,14 @@ func cutFragment(s string) string {
 // starts at the path, with or without its leading slash) and returns the
 // serialised path and the raw query.
 func parsePathAndQuery(s string) (string, rawQuery, error) {
+	if p, q, ok := plainPath(s); ok {
+		return p, q, nil
+	}
+	return parsePath(s)
+}
+
+// parsePath is the general path state of the URL parser.
+func parsePath(s string) (string, rawQuery, error) {
 	if s != "" && (s[0] == '/' || s[0] == '\\') {
 		s = s[1:]
 	}
@@ -245,6 +253,44 @@ func parsePathAndQuery(s string) (string, rawQuery, error) {
 	}
 	return b.String(), q, nil
 }
+
+// plainPath is the fast path of parsePathAndQuery for the common case: a
+// path starting with "/" that needs no encoding and has no dot segment, so
+// that it serialises to itself.
+func plainPath(s string) (string, rawQuery, bool) {
+	if s == "" || s[0] != '/' {
+		return "", rawQuery{}, false
+	}
+	end := len(s)
+	segStart := 1
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if c == '?' || c == '#' {
+			end = i
+			break
+		}
+		if c == '/' {
+			if isDotSegment(s[segStart:i]) {
+				return "", rawQuery{}, false
+			}
+			segStart = i + 1
+			continue
+		}
+		if c == '\\' || c <= 0x20 || c >= 0x7f || strings.IndexByte("\"<>`{}", c) >= 0 {
+			return "", rawQuery{}, false
+		}
+	}
+	if isDotSegment(s[segStart:end]) {
+		return "", rawQuery{}, false
+	}
+	var q rawQuery
+	if end < len(s) && s[end] == '?' {
+		q = rawQuery{raw: cutFragment(s[end+1:]), present: true}
+	}
+	return s[:end], q, true
+}
+
+func isDotSegment(seg string) bool { return isSingleDot(seg) || isDoubleDot(seg) }
 
 func isSingleDot(s string) bool { return s == "." || strings.EqualFold(s, "%2e") }
 
@@ -306,7 +352,16 @@ func sortedQuery(q string) string {
 		name, value, _ := strings.Cut(piece, "=")
 		pairs = append(pairs, queryPair{formDecode(name), formDecode(value)})
 	}
-	sort.SliceStable(pairs, func(i, j int) bool { return lessUTF16(pairs[i].name, pairs[j].name) })
+	// Stable: pairs with equal names keep their order.
+	slices.SortStableFunc(pairs, func(a, b queryPair) int {
+		switch {
+		case lessUTF16(a.name, b.name):
+			return -1
+		case lessUTF16(b.name, a.name):
+			return 1
+		}
+		return 0
+	})
 	var b []byte
 	for i, p := range pairs {
 		if i > 0 {

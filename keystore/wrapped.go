@@ -1,0 +1,305 @@
+package keystore
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/amesh-go/amesh/internal/atomicfile"
+	"github.com/amesh-go/amesh/wasm/protocol"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// The Keychain backend keeps the key material in a file in the state
+// directory, encrypted under a random 32-byte wrapping key that lives in the
+// Keychain as a this-device-only item (never synced, not in backups that
+// leave the machine). The allow-list generation is a second item. The logic
+// is here, portable and tested; keychain_darwin.go only moves items in and
+// out of the Keychain.
+
+// WrappedKeyName is the Keychain backend's key file in the state directory.
+const WrappedKeyName = "key.keychain.json"
+
+// KeychainService is the Keychain service name of amesh's items; the
+// account is the key alias plus a suffix, unique per state directory.
+const KeychainService = "amesh"
+
+var errKeychainUnavailable = fmt.Errorf("keystore: %w: the keychain backend needs macOS and a build with cgo", ErrUnavailable)
+
+// errItemNotFound is what an itemStore returns for a missing item.
+var errItemNotFound = errors.New("keychain item not found")
+
+// itemStore is the part of the Keychain the backend uses: small secrets by
+// account name.
+type itemStore interface {
+	get(account string) ([]byte, error)
+	// put creates or replaces an item.
+	put(account string, data []byte) error
+	// remove deletes an item; a missing one is not an error.
+	remove(account string) error
+}
+
+type wrappedFile struct {
+	Version    int    `json:"version"`
+	Alias      string `json:"alias"`
+	PublicKey  string `json:"publicKey"`
+	Nonce      string `json:"nonce"`
+	Ciphertext string `json:"ciphertext"`
+}
+
+const wrappedADPrefix = "amesh keychain-wrapped key\x00"
+
+func (f *wrappedFile) ad() []byte {
+	return []byte(wrappedADPrefix + f.Alias + "\x00" + f.PublicKey)
+}
+
+func wrapAccount(alias string) string { return alias + ".wrap" }
+func genAccount(alias string) string  { return alias + ".generation" }
+
+// parseWrappedFile validates the file without the Keychain.
+func parseWrappedFile(data []byte) (*wrappedFile, []byte, []byte, error) {
+	if len(data) > maxKeyFileBytes {
+		return nil, nil, nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxKeyFileBytes)
+	}
+	var f wrappedFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, nil, nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
+	}
+	if f.Version != 1 || f.Alias == "" || len(f.Alias) > 128 {
+		return nil, nil, nil, fmt.Errorf("%w: version or alias", ErrCorrupt)
+	}
+	if _, err := protocol.DecodePublicKey(f.PublicKey); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	nonce, err1 := base64.StdEncoding.Strict().DecodeString(f.Nonce)
+	ct, err2 := base64.StdEncoding.Strict().DecodeString(f.Ciphertext)
+	if err := errors.Join(err1, err2); err != nil || len(nonce) != chacha20poly1305.NonceSizeX || len(ct) != 32+SecretSize+chacha20poly1305.Overhead {
+		return nil, nil, nil, fmt.Errorf("%w: nonce or ciphertext", ErrCorrupt)
+	}
+	return &f, nonce, ct, nil
+}
+
+type wrappedStore struct {
+	items  itemStore
+	alias  string
+	key    *protocol.PrivateKey
+	secret []byte
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func createWrapped(opts Options, items itemStore) (Store, error) {
+	if err := ensureDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	path := keyPath(opts.Dir, WrappedKeyName)
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+	}
+	k, err := protocol.GeneratePrivateKey(nil)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: generate key: %w", err)
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return nil, err
+	}
+	wrap := make([]byte, chacha20poly1305.KeySize)
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	if _, err := rand.Read(wrap); err != nil {
+		return nil, fmt.Errorf("keystore: random wrapping key: %w", err)
+	}
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("keystore: random nonce: %w", err)
+	}
+	aead, _ := chacha20poly1305.NewX(wrap)
+	scalar, err := k.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	f := wrappedFile{Version: 1, Alias: opts.KeyAlias, PublicKey: base64.StdEncoding.EncodeToString(k.PublicKey())}
+	pt := append(scalar, secret...)
+	ct := aead.Seal(nil, nonce, pt, f.ad())
+	wipe(pt)
+	f.Nonce = base64.StdEncoding.EncodeToString(nonce)
+	f.Ciphertext = base64.StdEncoding.EncodeToString(ct)
+	data, _ := json.MarshalIndent(f, "", "  ")
+
+	if err := items.put(wrapAccount(opts.KeyAlias), wrap); err != nil {
+		return nil, fmt.Errorf("keystore: store the wrapping key in the Keychain: %w", err)
+	}
+	wipe(wrap)
+	if err := items.put(genAccount(opts.KeyAlias), binary.BigEndian.AppendUint64(nil, 0)); err != nil {
+		items.remove(wrapAccount(opts.KeyAlias))
+		return nil, fmt.Errorf("keystore: store the generation in the Keychain: %w", err)
+	}
+	if err := atomicfile.CreateFile(path, append(data, '\n'), 0o600); err != nil {
+		items.remove(wrapAccount(opts.KeyAlias))
+		items.remove(genAccount(opts.KeyAlias))
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+		}
+		return nil, fmt.Errorf("keystore: write wrapped key file: %w", err)
+	}
+	return &wrappedStore{items: items, alias: opts.KeyAlias, key: k, secret: secret}, nil
+}
+
+func readWrappedFile(dir string) (*wrappedFile, []byte, []byte, error) {
+	path := keyPath(dir, WrappedKeyName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil, fmt.Errorf("keystore: %w: %s does not exist", ErrNotFound, path)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("keystore: read wrapped key file: %w", err)
+	}
+	f, nonce, ct, err := parseWrappedFile(data)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("keystore: %s: %w", path, err)
+	}
+	return f, nonce, ct, nil
+}
+
+func openWrapped(opts Options, items itemStore) (Store, error) {
+	f, nonce, ct, err := readWrappedFile(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	wrap, err := items.get(wrapAccount(f.Alias))
+	if errors.Is(err, errItemNotFound) {
+		return nil, fmt.Errorf("keystore: %w: the Keychain has no wrapping key %q for %s (another user, another Mac, or it was deleted); re-enrol with `%s` and pair again", ErrNotFound, wrapAccount(f.Alias), opts.Dir, ReenrolHint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keystore: read the wrapping key from the Keychain: %w", err)
+	}
+	var aead cipher.AEAD
+	if len(wrap) == chacha20poly1305.KeySize {
+		aead, _ = chacha20poly1305.NewX(wrap)
+	}
+	wipe(wrap)
+	if aead == nil {
+		return nil, fmt.Errorf("keystore: %w: wrapping key in the Keychain has the wrong size", ErrCorrupt)
+	}
+	pt, err := aead.Open(nil, nonce, ct, f.ad())
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w: %s does not decrypt with its Keychain wrapping key", ErrCorrupt, keyPath(opts.Dir, WrappedKeyName))
+	}
+	defer wipe(pt)
+	k, err := protocol.ParsePrivateKey(pt[:32])
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %w: %v", ErrCorrupt, err)
+	}
+	if base64.StdEncoding.EncodeToString(k.PublicKey()) != f.PublicKey {
+		return nil, fmt.Errorf("keystore: %w: private and public key differ", ErrCorrupt)
+	}
+	return &wrappedStore{items: items, alias: f.Alias, key: k, secret: clone(pt[32:])}, nil
+}
+
+func removeWrapped(opts Options, items itemStore) error {
+	f, _, _, err := readWrappedFile(opts.Dir)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err == nil {
+		if err := errors.Join(items.remove(wrapAccount(f.Alias)), items.remove(genAccount(f.Alias))); err != nil {
+			return fmt.Errorf("keystore: remove Keychain items: %w", err)
+		}
+	}
+	return removeWrappedFile(opts)
+}
+
+func removeWrappedFile(opts Options) error {
+	return atomicfile.Remove(keyPath(opts.Dir, WrappedKeyName))
+}
+
+func (s *wrappedStore) PublicKey() []byte { return s.key.PublicKey() }
+func (s *wrappedStore) Backend() string   { return BackendKeychain }
+
+func (s *wrappedStore) check() error {
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *wrappedStore) SignDigest(d []byte) ([]byte, error) {
+	s.mu.Lock()
+	err := s.check()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return signSoftware(s.key, d)
+}
+
+func (s *wrappedStore) SealingSecret() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return clone(s.secret), nil
+}
+
+func (s *wrappedStore) generation() (uint64, error) {
+	b, err := s.items.get(genAccount(s.alias))
+	if err != nil {
+		return 0, fmt.Errorf("keystore: read the allow-list generation from the Keychain: %w", err)
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("keystore: %w: Keychain generation item has %d bytes", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (s *wrappedStore) Generation() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	return s.generation()
+}
+
+func (s *wrappedStore) CommitGeneration(g uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return err
+	}
+	cur, err := s.generation()
+	if err != nil {
+		return err
+	}
+	if g <= cur {
+		return nil
+	}
+	if err := s.items.put(genAccount(s.alias), binary.BigEndian.AppendUint64(nil, g)); err != nil {
+		return fmt.Errorf("keystore: write the allow-list generation to the Keychain: %w", err)
+	}
+	return nil
+}
+
+func (s *wrappedStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		wipe(s.secret)
+	}
+	return nil
+}
