@@ -46,10 +46,9 @@ var spkiPrefix = []byte{
 // the form BoringSSL's EVP_parse_public_key reads everywhere (compressed
 // points in SPKI are not accepted by every build).
 func SPKI(k *protocol.PublicKey) ([]byte, error) {
-	u, err := k.ECDSA().Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("hostcrypto: public key: %w", err)
-	}
+	// Uncompressed, not ECDSA().Bytes(): wasm builds of the core leave
+	// crypto/ecdsa out (see wasm/protocol/keys_ecdsa.go).
+	u := k.Uncompressed()
 	if len(u) != 65 {
 		return nil, fmt.Errorf("hostcrypto: uncompressed point of %d bytes, want 65", len(u))
 	}
