@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"math"
 	"testing"
 	"time"
 
+	"github.com/amesh-go/amesh/internal/benchutil"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -18,43 +18,6 @@ type alwaysFresh struct{}
 
 func (alwaysFresh) Record(context.Context, string, time.Time, time.Duration) (bool, error) {
 	return true, nil
-}
-
-// nsPerOp runs f(n) with growing n until one run lasts at least target
-// and returns the nanoseconds per operation. testing.Benchmark cannot run
-// inside a running benchmark (it deadlocks on the benchmark lock), hence
-// this; internal/benchutil on the main branch does the same.
-func nsPerOp(target time.Duration, f func(n int)) float64 {
-	n := 1
-	for {
-		start := time.Now()
-		f(n)
-		d := time.Since(start)
-		if d >= target || n >= 1<<30 {
-			return float64(d.Nanoseconds()) / float64(n)
-		}
-		next := n * 100
-		if d > 0 {
-			next = int(float64(n)*1.2*float64(target)/float64(d)) + 1
-		}
-		n = min(max(next, n+1), n*100)
-	}
-}
-
-// interleaved measures fs in turn, rounds times, and keeps the best time
-// of each, so that a slow moment of the (shared) machine hits all of them
-// and their ratios stay meaningful.
-func interleaved(rounds int, target time.Duration, fs ...func(n int)) []float64 {
-	best := make([]float64, len(fs))
-	for i := range best {
-		best[i] = math.Inf(1)
-	}
-	for range rounds {
-		for i, f := range fs {
-			best[i] = min(best[i], nsPerOp(target, f))
-		}
-	}
-	return best
 }
 
 // BenchmarkVerify measures one full decision (a JSON POST with a query,
@@ -95,7 +58,7 @@ func BenchmarkVerify(b *testing.B) {
 		loop(func() protocol.Result { return pureInst.Verify(ctx, req, now) }),
 	}
 	for b.Loop() {
-		ns := interleaved(3, 200*time.Millisecond, fs...)
+		ns := benchutil.Interleaved(3, 200*time.Millisecond, fs...)
 		b.ReportMetric(ns[0]/1e3, "native-µs/op")
 		b.ReportMetric(ns[1]/1e3, "wasm-hostcrypto-µs/op")
 		b.ReportMetric(ns[2]/1e3, "wasm-pure-µs/op")
