@@ -25,7 +25,7 @@ const (
 
 // outQueue is how many frames may wait for a slow client. Pairing exchanges
 // a handful of frames; a client that lets this many pile up is not reading.
-const outQueue = 32
+const outQueue = 16
 
 // closeGrace is how long the relay waits for the client's half of the
 // WebSocket closing handshake, so that its last frames are read before the

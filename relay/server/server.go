@@ -244,7 +244,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	c.run()
+	// A fresh goroutine, so that net/http's connection goroutine (with its
+	// request, response and buffers) ends here: an idle connection then
+	// costs a small stack instead of the whole HTTP serving state.
+	go c.run()
 }
 
 // Shutdown stops accepting connections, ends every connection that is not
