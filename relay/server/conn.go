@@ -84,7 +84,13 @@ func (s *Server) newConn(ws *websocket.Conn, addr, key string) *conn {
 	return c
 }
 
-func (c *conn) ctx() context.Context { return context.Background() }
+// storeTimeout bounds one operation on the state store, which may be a
+// network service shared by several relay instances.
+const storeTimeout = 5 * time.Second
+
+func (c *conn) op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
 
 // run serves the connection until it ends, then releases everything it held.
 func (c *conn) run() {
@@ -277,12 +283,14 @@ func (c *conn) internal(what string, err error) {
 }
 
 func (c *conn) create() {
+	ctx, cancel := c.op()
+	defer cancel()
 	s := c.s
 	if s.draining.Load() {
 		c.end(errorFrame(wire.ReasonShutdown, 0), wire.ReasonShutdown)
 		return
 	}
-	ok, retry, err := s.store.Take(c.ctx(), "create|"+c.key, s.cfg.CreateLimit)
+	ok, retry, err := s.store.Take(ctx, "create|"+c.key, s.cfg.CreateLimit)
 	if err != nil {
 		c.internal("rate limit", err)
 		return
@@ -302,13 +310,13 @@ func (c *conn) create() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.room, c.side = room, state.Target
-	unsub, err := s.store.Subscribe(c.ctx(), room, state.Target, c.onEvent)
+	unsub, err := s.store.Subscribe(ctx, room, state.Target, c.onEvent)
 	if err != nil {
 		c.internal("subscribe", err)
 		return
 	}
 	c.unsub = unsub
-	code, err := s.store.CreateRoom(c.ctx(), room, s.cfg.RendezvousTTL)
+	code, err := s.store.CreateRoom(ctx, room, s.cfg.RendezvousTTL)
 	if err != nil {
 		c.internal("create room", err)
 		return
@@ -334,13 +342,15 @@ func shortRoom(r state.RoomID) string {
 // controller joined in the meantime is not touched: the rendezvous lifetime
 // does not limit the session.
 func (c *conn) rendezvousOver() {
+	ctx, cancel := c.op()
+	defer cancel()
 	c.mu.Lock()
 	room, p := c.room, c.phase
 	c.mu.Unlock()
 	if p != phaseWaiting {
 		return
 	}
-	expired, err := c.s.store.ExpireRoom(c.ctx(), room)
+	expired, err := c.s.store.ExpireRoom(ctx, room)
 	if err != nil {
 		c.internal("expire room", err)
 		return
@@ -352,6 +362,8 @@ func (c *conn) rendezvousOver() {
 }
 
 func (c *conn) join(code string) {
+	ctx, cancel := c.op()
+	defer cancel()
 	s := c.s
 	if s.draining.Load() {
 		c.end(errorFrame(wire.ReasonShutdown, 0), wire.ReasonShutdown)
@@ -361,7 +373,7 @@ func (c *conn) join(code string) {
 	// only if the join succeeds: an address that used up its failures
 	// cannot try again, however many joins it sends at once.
 	failKey, okKey := "joinfail|"+c.key, "joinok|"+c.key
-	ok, retry, err := s.store.Take(c.ctx(), failKey, s.cfg.JoinFailLimit)
+	ok, retry, err := s.store.Take(ctx, failKey, s.cfg.JoinFailLimit)
 	if err != nil {
 		c.internal("rate limit", err)
 		return
@@ -371,9 +383,9 @@ func (c *conn) join(code string) {
 		c.end(errorFrame(wire.ReasonRateLimited, retry), wire.ReasonRateLimited)
 		return
 	}
-	ok, retry, err = s.store.Take(c.ctx(), okKey, s.cfg.JoinOKLimit)
+	ok, retry, err = s.store.Take(ctx, okKey, s.cfg.JoinOKLimit)
 	if err != nil || !ok {
-		s.store.Refund(c.ctx(), failKey, s.cfg.JoinFailLimit)
+		s.store.Refund(ctx, failKey, s.cfg.JoinFailLimit)
 		if err != nil {
 			c.internal("rate limit", err)
 			return
@@ -382,13 +394,13 @@ func (c *conn) join(code string) {
 		c.end(errorFrame(wire.ReasonRateLimited, retry), wire.ReasonRateLimited)
 		return
 	}
-	res, err := s.store.JoinRoom(c.ctx(), code)
+	res, err := s.store.JoinRoom(ctx, code)
 	for _, b := range res.Burned {
 		s.log.Warn("pairing code burned by wrong join attempts", "room", shortRoom(b), "ip", c.addr)
-		s.store.Publish(c.ctx(), b, state.Target, state.Event{Kind: state.EventClosed, Reason: wire.ReasonCodeBurned})
+		s.store.Publish(ctx, b, state.Target, state.Event{Kind: state.EventClosed, Reason: wire.ReasonCodeBurned})
 	}
 	if err != nil {
-		s.store.Refund(c.ctx(), okKey, s.cfg.JoinOKLimit)
+		s.store.Refund(ctx, okKey, s.cfg.JoinOKLimit)
 		s.m.joinsFailed.Add(1)
 		reason := state.Reason(err)
 		if reason == wire.ReasonInternal {
@@ -399,12 +411,12 @@ func (c *conn) join(code string) {
 		c.end(errorFrame(reason, 0), reason)
 		return
 	}
-	s.store.Refund(c.ctx(), failKey, s.cfg.JoinFailLimit)
+	s.store.Refund(ctx, failKey, s.cfg.JoinFailLimit)
 	s.m.joinsOK.Add(1)
 
 	c.mu.Lock()
 	c.room, c.side = res.Room, state.Controller
-	unsub, err := s.store.Subscribe(c.ctx(), res.Room, state.Controller, c.onEvent)
+	unsub, err := s.store.Subscribe(ctx, res.Room, state.Controller, c.onEvent)
 	if err != nil {
 		c.mu.Unlock()
 		c.internal("subscribe", err)
@@ -420,7 +432,7 @@ func (c *conn) join(code string) {
 	c.mu.Unlock()
 	s.log.Info("controller joined", "conn", c.id, "ip", c.addr, "room", shortRoom(res.Room))
 
-	delivered, err := s.store.Publish(c.ctx(), res.Room, state.Target, state.Event{Kind: state.EventPeer})
+	delivered, err := s.store.Publish(ctx, res.Room, state.Target, state.Event{Kind: state.EventPeer})
 	if err != nil {
 		c.internal("publish", err)
 		return
@@ -454,6 +466,8 @@ func (c *conn) checkIdle() {
 }
 
 func (c *conn) forward(payload []byte) {
+	ctx, cancel := c.op()
+	defer cancel()
 	s := c.s
 	c.mu.Lock()
 	c.sent += int64(len(payload))
@@ -466,7 +480,7 @@ func (c *conn) forward(payload []byte) {
 		return
 	}
 	c.touch()
-	delivered, err := s.store.Publish(c.ctx(), room, side.Other(), state.Event{Kind: state.EventData, Data: payload})
+	delivered, err := s.store.Publish(ctx, room, side.Other(), state.Event{Kind: state.EventData, Data: payload})
 	if err != nil {
 		c.internal("publish", err)
 		return
@@ -510,6 +524,8 @@ func (c *conn) onEvent(ev state.Event) {
 // cleanup runs once both goroutines are done: it tells the peer, frees the
 // room and the connection's slots.
 func (c *conn) cleanup() {
+	ctx, cancel := c.op()
+	defer cancel()
 	s := c.s
 	c.mu.Lock()
 	p, room, side, unsub := c.phase, c.room, c.side, c.unsub
@@ -527,21 +543,21 @@ func (c *conn) cleanup() {
 	switch p {
 	case phaseWaiting:
 		s.m.roomsWaiting.Add(-1)
-		if err := s.store.CloseRoom(c.ctx(), room); err != nil {
+		if err := s.store.CloseRoom(ctx, room); err != nil {
 			s.log.Error("relay: close room", "room", shortRoom(room), "err", err)
 		}
 	case phaseJoined:
 		if side == state.Controller {
 			s.m.sessions.Add(-1)
 		}
-		if err := s.store.CloseRoom(c.ctx(), room); err != nil {
+		if err := s.store.CloseRoom(ctx, room); err != nil {
 			s.log.Error("relay: close room", "room", shortRoom(room), "err", err)
 		}
 		reason := c.endReason
 		if reason == wire.ReasonNone {
 			reason = wire.ReasonPeerLeft
 		}
-		s.store.Publish(c.ctx(), room, side.Other(), state.Event{Kind: state.EventPeerGone, Reason: reason})
+		s.store.Publish(ctx, room, side.Other(), state.Event{Kind: state.EventPeerGone, Reason: reason})
 	}
 	s.mu.Lock()
 	delete(s.conns, c)

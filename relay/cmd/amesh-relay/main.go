@@ -69,19 +69,19 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 type options struct {
-	listen        string
-	tlsCert       string
-	tlsKey        string
-	drain         time.Duration
-	logLevel      string
-	logFormat     string
-	showVersion   bool
-	wrongJoins    int
-	tombstone     time.Duration
-	cfg           server.Config
-	rateCreate    string
-	rateJoinFail  string
-	rateJoinOK    string
+	listen       string
+	tlsCert      string
+	tlsKey       string
+	drain        time.Duration
+	logLevel     string
+	logFormat    string
+	showVersion  bool
+	wrongJoins   int
+	tombstone    time.Duration
+	cfg          server.Config
+	rateCreate   string
+	rateJoinFail string
+	rateJoinOK   string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
