@@ -263,10 +263,15 @@ func TestDisconnectAtEachStep(t *testing.T) {
 				case cc && ctl.err != nil && !errors.Is(ctl.err, ErrUnconfirmed):
 					t.Fatalf("controller recorded the target but returned %v (want nil or ErrUnconfirmed)", ctl.err)
 				}
-				// Before the controller's acknowledgement reaches the
-				// target, the target must not trust anything.
-				if k <= frameAck && tc {
-					t.Fatalf("cut after %d frames, yet the target recorded the controller", k)
+				// docs/PAIRING.md, section 2.4.
+				wantC, wantT := k > frameConfirm, k > frameAck
+				if cc != wantC || tc != wantT {
+					t.Fatalf("cut before frame %d: controller recorded=%v target recorded=%v; want %v and %v", k, cc, tc, wantC, wantT)
+				}
+				if k == frameAck || k == frameDone {
+					if !errors.Is(ctl.err, ErrUnconfirmed) {
+						t.Fatalf("controller: %v, want ErrUnconfirmed", ctl.err)
+					}
 				}
 				for _, err := range []error{tgt.err, ctl.err} {
 					if err != nil && !errors.Is(err, ErrPeerGone) && !errors.Is(err, ErrUnconfirmed) {

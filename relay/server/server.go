@@ -48,6 +48,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	admitted int // connections admitted and not yet released
 	perIP    map[string]int
 	httpSrvs []*http.Server
 	connsWG  sync.WaitGroup
@@ -194,19 +195,21 @@ func (s *Server) admit(key string) (wire.Reason, bool) {
 	if s.draining.Load() {
 		return wire.ReasonShutdown, false
 	}
-	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+	if s.cfg.MaxConns > 0 && s.admitted >= s.cfg.MaxConns {
 		return wire.ReasonMaxConns, false
 	}
 	if s.cfg.MaxConnsPerIP > 0 && s.perIP[key] >= s.cfg.MaxConnsPerIP {
 		return wire.ReasonMaxConns, false
 	}
 	s.perIP[key]++
+	s.admitted++
 	return wire.ReasonNone, true
 }
 
 func (s *Server) release(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.admitted--
 	if s.perIP[key]--; s.perIP[key] <= 0 {
 		delete(s.perIP, key)
 	}
