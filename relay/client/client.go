@@ -32,6 +32,7 @@ type RelayError struct {
 	PeerGone bool
 }
 
+// Error describes the refusal or departure for a person, with advice.
 func (e *RelayError) Error() string {
 	if e.PeerGone {
 		if e.Reason == wire.ReasonPeerLeft || e.Reason == wire.ReasonNone {

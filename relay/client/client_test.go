@@ -76,3 +76,24 @@ func TestRelayErrorMessages(t *testing.T) {
 		t.Errorf("peer gone message %q", msg)
 	}
 }
+
+// FuzzNormalizeURL: any input either fails or yields a ws(s) URL with a host
+// that normalises to itself.
+func FuzzNormalizeURL(f *testing.F) {
+	for _, s := range []string{"ws://h:1", "https://relay.example/x", "http://[::1]:8787/", "relay.example", "wss://u@h/p?q#f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := NormalizeURL(s)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+			t.Fatalf("NormalizeURL(%q) = %q", s, u)
+		}
+		again, err := NormalizeURL(u)
+		if err != nil || again != u {
+			t.Fatalf("NormalizeURL(%q) = %q, but that normalises to %q, %v", s, u, again, err)
+		}
+	})
+}

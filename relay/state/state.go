@@ -41,6 +41,7 @@ func (s Side) Other() Side {
 	return Target
 }
 
+// String returns "target" or "controller".
 func (s Side) String() string {
 	switch s {
 	case Target:

@@ -63,6 +63,7 @@ const (
 	Error Type = 'e'
 )
 
+// String returns the type's name, for logs and errors.
 func (t Type) String() string {
 	switch t {
 	case Create:

@@ -66,6 +66,7 @@ func main() {
 // usageError marks errors in the command line.
 type usageError struct{ error }
 
+// Unwrap lets errors.Is see flag.ErrHelp.
 func (e usageError) Unwrap() error { return e.error }
 
 type options struct {
