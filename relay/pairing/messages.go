@@ -36,8 +36,6 @@ const (
 	helloLen     = dhLen
 	replyLen     = dhLen + tagLen
 	maxSealedLen = 1024
-	// MaxNameBytes bounds a friendly name on the wire.
-	MaxNameBytes = 255
 	identityMin  = 1 + 1 + protocol.PublicKeySize + 1 + protocol.SignatureSize
 )
 
@@ -188,6 +186,9 @@ func parseIdentity(b []byte) (identity, error) {
 	rest := b[1+protocol.PublicKeySize:]
 	n := int(rest[0])
 	rest = rest[1:]
+	if n > MaxNameBytes {
+		return identity{}, malformed("identity: name of %d bytes, limit %d", n, MaxNameBytes)
+	}
 	if len(rest) != n+protocol.SignatureSize {
 		return identity{}, malformed("identity: name of %d bytes does not fit", n)
 	}

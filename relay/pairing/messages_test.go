@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
@@ -56,6 +58,7 @@ func TestParseInnerRejects(t *testing.T) {
 		{"identity bad role", append([]byte{inIdentity, 9}, good[2:]...)},
 		{"identity name not utf-8", identity{role: RoleTarget, key: key.PublicKey(), name: "\xff", sig: make([]byte, 64)}.encode()},
 		{"identity short", []byte{inIdentity, byte(RoleTarget)}},
+		{"identity name too long", identity{role: RoleTarget, key: key.PublicKey(), name: strings.Repeat("a", MaxNameBytes+1), sig: make([]byte, 64)}.encode()},
 	}
 	for _, tc := range tests {
 		if _, err := parseInner(tc.in); !errors.Is(err, errMalformed) {
@@ -173,8 +176,15 @@ func TestVerificationCodeDerivation(t *testing.T) {
 
 func TestWireName(t *testing.T) {
 	long := strings.Repeat("日", 200) // 3 bytes each
-	if n := wireName(long); len(n) > MaxNameBytes || !strings.HasPrefix(long, n) {
+	if n := wireName(long); len(n) != 126 || !strings.HasPrefix(long, n) {
 		t.Fatalf("wireName cut to %d bytes", len(n))
+	}
+	// A pending space never pushes a name over its limits, nor ends it.
+	for _, in := range []string{strings.Repeat("a", 63) + " b", strings.Repeat("é", 63) + " é", strings.Repeat("a", 127) + " b"} {
+		n := SanitizeName(in)
+		if utf8.RuneCountInString(n) > MaxNameRunes || len(n) > MaxNameBytes || strings.HasSuffix(n, " ") {
+			t.Errorf("SanitizeName(%q) = %q", in, n)
+		}
 	}
 	if got := wireName("  a\tb\x07 "); got != "a b" {
 		t.Fatalf("wireName = %q", got)
@@ -231,10 +241,7 @@ func FuzzParseInner(f *testing.F) {
 			t.Fatalf("re-encoding %x gave %x", b, out)
 		}
 		if m.typ == inIdentity {
-			// Whatever a peer sends, what is shown is sanitised.
-			if n := SanitizeName(m.id.name); strings.ContainsAny(n, "\x1b\x00\n\r") {
-				t.Fatalf("sanitised name %q", n)
-			}
+			checkStorableName(t, SanitizeName(m.id.name))
 		}
 	})
 }
@@ -298,6 +305,33 @@ func FuzzHandshake(f *testing.F) {
 		}
 		if err == nil || committed {
 			t.Fatalf("forged messages completed a pairing (err %v, committed %v)", err, committed)
+		}
+	})
+}
+
+// checkStorableName applies the allow list's rules for names (host/device):
+// what the pairing hands to its caller must be storable as it is.
+func checkStorableName(t *testing.T, n string) {
+	t.Helper()
+	if n == "" || len(n) > MaxNameBytes || utf8.RuneCountInString(n) > MaxNameRunes || !utf8.ValidString(n) || strings.TrimSpace(n) != n {
+		t.Fatalf("sanitised name %q is not storable", n)
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
+			t.Fatalf("sanitised name %q holds %U", n, r)
+		}
+	}
+}
+
+func FuzzSanitizeName(f *testing.F) {
+	for _, s := range []string{"web-01", "\x1b[31mred", " a\u2028b ", "\u202eevil", "\xff\xfe", strings.Repeat("日", 70)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := SanitizeName(s)
+		checkStorableName(t, n)
+		if SanitizeName(n) != n {
+			t.Fatalf("SanitizeName is not idempotent on %q", n)
 		}
 	})
 }

@@ -10,12 +10,17 @@ import (
 // command.
 const MaxNameRunes = 64
 
+// MaxNameBytes bounds a friendly name on the wire and after sanitising; it
+// is the limit of an allow-list entry's name.
+const MaxNameBytes = 128
+
 // SanitizeName makes a friendly name, which comes from the peer and so from
 // anyone, safe to print and store: control characters, escape sequences,
 // bidirectional overrides and other invisible format characters are dropped,
 // whitespace runs become one space, and the result is cut to MaxNameRunes
-// runes. A name that ends up empty becomes "(unnamed)". The rules are those of
-// the amesh command's SanitizeName.
+// runes and MaxNameBytes bytes (on a rune boundary). A name that ends up
+// empty becomes "(unnamed)". The result is always a valid allow-list name: the
+// rules are those of the amesh command's SanitizeName plus the byte limit.
 func SanitizeName(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
@@ -32,7 +37,11 @@ func SanitizeName(s string) string {
 			unicode.In(r, unicode.Cf):
 			continue
 		}
-		if n >= MaxNameRunes {
+		need := 1
+		if space {
+			need = 2
+		}
+		if n+need > MaxNameRunes || b.Len()+need-1+utf8.RuneLen(r) > MaxNameBytes {
 			break
 		}
 		if space {
@@ -49,13 +58,5 @@ func SanitizeName(s string) string {
 	return b.String()
 }
 
-// wireName is the name a device sends: sanitised, then cut on a rune
-// boundary to fit MaxNameBytes.
-func wireName(s string) string {
-	s = SanitizeName(s)
-	for len(s) > MaxNameBytes {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
-}
+// wireName is the name a device sends.
+func wireName(s string) string { return SanitizeName(s) }
