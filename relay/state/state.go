@@ -195,10 +195,13 @@ type Store interface {
 	TakeDeliveries(ctx context.Context, box string) ([][]byte, error)
 
 	// Subscribe calls fn for every event published to (room, side) until
-	// the returned function is called. fn must not block.
+	// the returned function is called. Every event published after
+	// Subscribe returns is delivered, and the events of one publisher
+	// arrive in the order they were published (the server relies on both).
+	// A side has at most one subscriber. fn must not block.
 	Subscribe(ctx context.Context, room RoomID, side Side, fn func(Event)) (unsubscribe func(), err error)
 	// Publish delivers ev to the subscriber of (room, to) and reports whether
-	// there was one.
+	// there was one; no subscriber means that peer has left.
 	Publish(ctx context.Context, room RoomID, to Side, ev Event) (delivered bool, err error)
 
 	// Close releases the store's resources.
