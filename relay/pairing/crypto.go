@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/flynn/noise"
 
@@ -23,7 +25,29 @@ const (
 )
 
 // cipherSuite is Noise_NN_25519_ChaChaPoly_SHA256.
-var cipherSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashSHA256)
+var cipherSuite = noise.NewCipherSuite(committedDH{noise.DH25519}, noise.CipherChaChaPoly, noise.HashSHA256)
+
+// committedDH is X25519 whose key generation, when handed a committedKey as
+// its random source, returns that key pair. flynn/noise draws the
+// responder's ephemeral key while writing message 2; this is how the target
+// makes it use the key it committed to in advance. Its name stays "25519", so
+// the protocol is unchanged.
+type committedDH struct{ noise.DHFunc }
+
+// committedKey carries a pre-generated ephemeral key pair.
+type committedKey struct{ key noise.DHKey }
+
+func (committedKey) Read([]byte) (int, error) {
+	return 0, errors.New("pairing: committed key used as a random source")
+}
+
+// GenerateKeypair implements noise.DHFunc.
+func (d committedDH) GenerateKeypair(rng io.Reader) (noise.DHKey, error) {
+	if k, ok := rng.(committedKey); ok {
+		return k.key, nil
+	}
+	return d.DHFunc.GenerateKeypair(rng)
+}
 
 func labelled(label string, parts ...[]byte) [32]byte {
 	h := sha256.New()

@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/flynn/noise"
+
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -334,4 +336,43 @@ func FuzzSanitizeName(f *testing.F) {
 			t.Fatalf("SanitizeName is not idempotent on %q", n)
 		}
 	})
+}
+
+// The committed-key wrapper changes nothing on the wire: a stock
+// Noise_NN_25519_ChaChaPoly_SHA256 initiator completes the handshake with
+// the target's responder and derives the same handshake hash.
+func TestCommittedKeyIsStockNoise(t *testing.T) {
+	stock := noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashSHA256)
+	if string(stock.Name()) != string(cipherSuite.Name()) {
+		t.Fatalf("suite name %q, want %q", cipherSuite.Name(), stock.Name())
+	}
+	e, err := cipherSuite.GenerateKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := commitment(e.Public)
+	resp, _ := noise.NewHandshakeState(noise.Config{CipherSuite: cipherSuite, Pattern: noise.HandshakeNN,
+		Prologue: prologue(c[:]), Random: committedKey{e}})
+	init, _ := noise.NewHandshakeState(noise.Config{CipherSuite: stock, Pattern: noise.HandshakeNN,
+		Initiator: true, Prologue: prologue(c[:])})
+	m1, _, _, _ := init.WriteMessage(nil, nil)
+	if _, _, _, err := resp.ReadMessage(nil, m1); err != nil {
+		t.Fatal(err)
+	}
+	m2, _, _, err := resp.WriteMessage(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !commitmentMatches(m2[:dhLen], c[:]) {
+		t.Fatal("the responder did not reveal the committed key")
+	}
+	if _, _, _, err := init.ReadMessage(nil, m2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(init.ChannelBinding(), resp.ChannelBinding()) {
+		t.Fatal("handshake hashes differ")
+	}
+	if _, err := (committedKey{}).Read(make([]byte, 1)); err == nil {
+		t.Fatal("a committed key served as randomness")
+	}
 }

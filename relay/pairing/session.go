@@ -251,21 +251,14 @@ func (s *session) runTarget(o *ListenOptions) (peer Peer, err error) {
 		}
 	}()
 	// 1. Commit to an ephemeral key before the controller reveals its own.
-	// flynn/noise draws the ephemeral key when it writes message 2, from
-	// its Random reader: handing it exactly the committed private key's
-	// bytes makes it use that key, which is checked below.
-	var priv [32]byte
-	if _, err := rand.Read(priv[:]); err != nil {
-		return Peer{}, fmt.Errorf("pairing: ephemeral key: %w", err)
-	}
-	e, err := cipherSuite.GenerateKeypair(bytes.NewReader(priv[:]))
+	e, err := cipherSuite.GenerateKeypair(rand.Reader)
 	if err != nil {
 		return Peer{}, fmt.Errorf("pairing: ephemeral key: %w", err)
 	}
 	c := commitment(e.Public)
 	hs, err := noise.NewHandshakeState(noise.Config{
 		CipherSuite: cipherSuite, Pattern: noise.HandshakeNN, Initiator: false,
-		Prologue: prologue(c[:]), Random: bytes.NewReader(priv[:]),
+		Prologue: prologue(c[:]), Random: committedKey{e},
 	})
 	if err != nil {
 		return Peer{}, fmt.Errorf("pairing: handshake: %w", err)
