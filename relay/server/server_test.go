@@ -143,7 +143,10 @@ func TestMaxConnections(t *testing.T) {
 			if got := rejections(t, r, wire.ReasonMaxConns); got != 1 {
 				t.Fatalf("max_connections rejections = %v, want 1", got)
 			}
-			// A freed slot is usable again.
+			// A freed slot is usable again. (The relay registers a
+			// connection just after its upgrade response, so wait for all
+			// three before closing one.)
+			eventually(t, "three connections", func() bool { return r.metric(t, "amesh_relay_connections") == 3 })
 			first.Close()
 			eventually(t, "slot freed", func() bool { return r.metric(t, "amesh_relay_connections") == 2 })
 			dial(t, r, nil)
