@@ -5,7 +5,9 @@ go 1.26.0
 tool honnef.co/go/tools/cmd/staticcheck
 
 require (
+	github.com/flynn/noise v1.1.0
 	github.com/google/go-tpm v0.9.8
+	github.com/gorilla/websocket v1.5.3
 	github.com/keybase/go-keychain v0.0.1
 	github.com/proxy-wasm/proxy-wasm-go-sdk v0.0.0-20260105142703-44c7d5847745
 	github.com/rogpeppe/go-internal v1.16.0
