@@ -5,12 +5,15 @@ BUILD := build
 FUZZTIME ?= 3s
 BENCHTIME ?= 1s
 
-.PHONY: all build wasm envoy-filter test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
+.PHONY: relay all build wasm envoy-filter test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
 
 all: build
 
+## build: the amesh and amesh-relay binaries in build/.
 build:
-	$(GO) build ./...
+	@mkdir -p $(BUILD)
+	$(GO) build -o $(BUILD)/amesh ./cli/amesh
+	$(GO) build -o $(BUILD)/amesh-relay ./relay/cmd/amesh-relay
 
 ## wasm: build/amesh.wasm, the verification core as a wasip1 reactor.
 wasm:
@@ -23,6 +26,10 @@ wasm:
 envoy-filter:
 	@mkdir -p $(BUILD)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BUILD)/amesh-envoy.wasm ./envoy-filter
+
+## relay: run amesh-relay on loopback.
+relay:
+	$(GO) run ./relay/cmd/amesh-relay --listen 127.0.0.1:8787 --log-format text
 
 deps:
 	scripts/deps.sh test
@@ -58,6 +65,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkRatios$$' -benchtime 1x ./wasm/protocol/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench 'BenchmarkSignSummary$$' -benchtime 1x ./keystore/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench 'BenchmarkEnvoyFilter$$' -benchtime 1x ./envoy-filter/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./relay/cmd/amesh-relay/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	@cat $(BUILD)/bench.json
 
 ## demo: a protected server and signed requests on loopback.

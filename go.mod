@@ -6,7 +6,9 @@ tool honnef.co/go/tools/cmd/staticcheck
 
 require (
 	filippo.io/nistec v0.0.4
+	github.com/flynn/noise v1.1.0
 	github.com/google/go-tpm v0.9.8
+	github.com/gorilla/websocket v1.5.3
 	github.com/keybase/go-keychain v0.0.1
 	github.com/proxy-wasm/proxy-wasm-go-sdk v0.0.0-20260105142703-44c7d5847745
 	github.com/redis/go-redis/v9 v9.23.0

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
+	"github.com/amesh-go/amesh/relay/pairing"
 	"golang.org/x/term"
 )
 
@@ -67,42 +65,7 @@ func (p *printer) emitJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// MaxNameRunes is the longest friendly name shown or stored.
-const MaxNameRunes = 64
-
 // SanitizeName makes a friendly name (which may come from a peer) safe to
-// print: control characters, escape sequences and bidirectional overrides
-// are dropped, whitespace runs become one space, and the result is cut to
-// MaxNameRunes runes. A name that ends up empty becomes "(unnamed)".
-func SanitizeName(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	var b strings.Builder
-	n := 0
-	space := false
-	for _, r := range s {
-		switch {
-		case unicode.IsSpace(r):
-			space = b.Len() > 0
-			continue
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r), r == '\u200b', r == '\ufeff',
-			unicode.In(r, unicode.Cf):
-			continue
-		}
-		if n >= MaxNameRunes {
-			break
-		}
-		if space {
-			b.WriteByte(' ')
-			n++
-			space = false
-		}
-		b.WriteRune(r)
-		n++
-	}
-	if b.Len() == 0 {
-		return "(unnamed)"
-	}
-	return b.String()
-}
+// print; it is the pairing protocol's own sanitiser, so that what is shown
+// is what a pairing would have stored.
+func SanitizeName(s string) string { return pairing.SanitizeName(s) }

@@ -3,6 +3,8 @@ package command
 import (
 	"strings"
 	"testing"
+
+	"github.com/amesh-go/amesh/relay/pairing"
 )
 
 func TestSanitizeName(t *testing.T) {
@@ -17,9 +19,10 @@ func TestSanitizeName(t *testing.T) {
 		{"c1\u009bcsi", "c1csi"},
 		{"bad\xffutf8", "bad\uFFFDutf8"},
 		{"", "(unnamed)"},
+		{strings.Repeat("a", 63) + "  b", strings.Repeat("a", 63)},
 		{"\x1b\x1b", "(unnamed)"},
 		{"日本語のサーバー", "日本語のサーバー"},
-		{strings.Repeat("a", 100), strings.Repeat("a", MaxNameRunes)},
+		{strings.Repeat("a", 100), strings.Repeat("a", pairing.MaxNameRunes)},
 	}
 	for _, c := range cases {
 		if got := SanitizeName(c.in); got != c.want {

@@ -50,7 +50,7 @@ the list when it changes).`,
 			out, errOut := g.out(), g.errOut()
 			if !yes {
 				errOut.printf("Revoke %s (%s, %s)?\n  %s\n", found.DeviceID, SanitizeName(found.FriendlyName), found.Role, roleOf(found.Role))
-				ok, err := confirm(g.io.In, errOut, "Revoke it? [y/N] ")
+				ok, err := confirm(g.lines(), errOut, "Revoke it? [y/N] ")
 				if err != nil {
 					return err
 				}
@@ -94,9 +94,9 @@ func unknownDevice(id string, entries []device.Entry) error {
 }
 
 // confirm asks a yes/no question, default no. End of input is no.
-func confirm(in io.Reader, p *printer, prompt string) (bool, error) {
+func confirm(in *bufio.Reader, p *printer, prompt string) (bool, error) {
 	p.printf("%s", prompt)
-	line, err := bufio.NewReader(in).ReadString('\n')
+	line, err := in.ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return false, failf(err, "reading the answer: %v", err)
 	}

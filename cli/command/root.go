@@ -3,6 +3,7 @@
 package command
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,15 @@ type globals struct {
 	json    bool
 	noColor bool
 	dir     string
+	stdin   *bufio.Reader // shared, so that successive questions lose no input
+}
+
+// lines returns the buffered reader over standard input.
+func (g *globals) lines() *bufio.Reader {
+	if g.stdin == nil {
+		g.stdin = bufio.NewReader(g.io.In)
+	}
+	return g.stdin
 }
 
 func (g *globals) out() *printer {
