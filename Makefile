@@ -15,12 +15,13 @@ build:
 	$(GO) build -o $(BUILD)/amesh ./cli/amesh
 	$(GO) build -o $(BUILD)/amesh-relay ./relay/cmd/amesh-relay
 
-## wasm: build/amesh.wasm, the verification core as a wasip1 reactor.
+## wasm: rebuild amesh.wasm (the verification core as a wasip1 reactor), the
+## copy embedded in host/wasmhost and build/amesh.wasm. Run it after changing
+## wasm/protocol, wasm/abi or wasm/guest: a test checks the embedded copy.
 wasm:
 	@mkdir -p $(BUILD)
-	@if [ -d wasm/guest ]; then \
-		GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $(BUILD)/amesh.wasm ./wasm/guest; \
-	else echo "wasm: wasm/guest does not exist yet"; fi
+	$(GO) generate ./host/wasmhost
+	cp host/wasmhost/amesh.wasm $(BUILD)/amesh.wasm
 
 ## envoy-filter: build/amesh-envoy.wasm, the proxy-wasm filter for Envoy >= 1.33 and Istio.
 envoy-filter:
@@ -39,6 +40,8 @@ test: deps lint crossbuild test-go fuzz-short
 
 test-go:
 	$(GO) test -count=1 -timeout 20m ./...
+	# The core again on the P-256 code the wasm builds use.
+	$(GO) test -count=1 -tags amesh_nistec ./wasm/protocol/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -64,6 +67,7 @@ bench:
 	@rm -f $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench 'BenchmarkRatios$$' -benchtime 1x ./wasm/protocol/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench 'BenchmarkSignSummary$$' -benchtime 1x ./keystore/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./host/wasmhost/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench 'BenchmarkEnvoyFilter$$' -benchtime 1x ./envoy-filter/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./relay/cmd/amesh-relay/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	@cat $(BUILD)/bench.json

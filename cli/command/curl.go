@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/amesh-go/amesh/host/httpauth"
 	"github.com/amesh-go/amesh/wasm/protocol"
 	"github.com/spf13/cobra"
 )
@@ -103,43 +104,37 @@ func runCurl(ctx context.Context, g *globals, f *curlFlags, rawURL string) error
 	if req.Header.Get("Authorization") != "" {
 		return usageErrorf("an Authorization header would replace the signature: remove -H 'Authorization: …'")
 	}
-	client, err := curlClient(f)
-	if err != nil {
-		return err
-	}
-
 	s, err := g.openState()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	version := protocol.Version1
-	authority := ""
 	if f.audienceBound {
 		version = protocol.Version2
-		if authority, err = protocol.Authority(u.Host, u.Scheme); err != nil {
+		if _, err := protocol.Authority(u.Host, u.Scheme); err != nil {
 			return usageErrorf("cannot bind to %q: %v", u.Host, err)
 		}
 	}
-	signed, err := protocol.SignRequest(s.Key(), protocol.SignParams{Version: version, Method: method,
-		Target: req.URL.RequestURI(), Authority: authority, Body: body, Time: time.Now()})
+	client, err := curlClient(f, &httpauth.Transport{Signer: s.Key(), Version: version, MaxBodyBytes: -1})
 	if err != nil {
-		return errorf(err, "signing the request with the %s key", s.Key().Backend())
+		return err
 	}
-	req.Header.Set("Authorization", signed.Authorization)
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 
 	resp, err := client.Do(req)
 	if err != nil {
-		return errorf(err, "request to %s failed", u.Redacted())
+		return errorf(err, "request to %s failed (signed with the %s key)", u.Redacted(), s.Key().Backend())
 	}
 	defer resp.Body.Close()
 	return writeCurlResponse(g, f, resp)
 }
 
-func curlClient(f *curlFlags) (*http.Client, error) {
+// curlClient returns a client that signs with signer over a transport
+// configured by the TLS flags.
+func curlClient(f *curlFlags, signer *httpauth.Transport) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tlsConf := &tls.Config{InsecureSkipVerify: f.insecure} //nolint:gosec // the user asked for -k
 	if f.cacert != "" {
@@ -154,8 +149,9 @@ func curlClient(f *curlFlags) (*http.Client, error) {
 		tlsConf.RootCAs = pool
 	}
 	tr.TLSClientConfig = tlsConf
+	signer.Base = tr
 	return &http.Client{
-		Transport: tr,
+		Transport: signer,
 		Timeout:   f.maxTime,
 		// A redirect would need a new signature for the new target; show
 		// it instead, as curl does without -L.

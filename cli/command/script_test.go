@@ -2,16 +2,18 @@ package command
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/amesh-go/amesh/host/device"
+	"github.com/amesh-go/amesh/host/httpauth"
 	"github.com/amesh-go/amesh/keystore"
 	"github.com/amesh-go/amesh/wasm/protocol"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -94,9 +96,9 @@ func testTrust() {
 	}
 }
 
-// testServer: amesh-testserver DIR URLFILE serves on loopback, accepting
-// requests signed by the controllers DIR trusts, and reloads the allow list
-// when it changes. It writes its URL to URLFILE.
+// testServer: amesh-testserver DIR URLFILE serves on loopback with the
+// httpauth middleware on DIR's allow list (reloaded when it changes), and
+// writes its URL to URLFILE.
 func testServer() {
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: amesh-testserver DIR URLFILE")
@@ -107,8 +109,8 @@ func testServer() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	list := &reloadingList{s: s}
-	v, err := protocol.NewVerifier(protocol.Config{AllowList: list, Nonces: protocol.NewMemoryNonceStore(0)})
+	m, err := httpauth.New(httpauth.Options{AllowList: httpauth.DeviceSource(s), ReloadInterval: -1,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -118,49 +120,14 @@ func testServer() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := make([]byte, 0, 64)
-		buf := make([]byte, 4096)
-		for {
-			n, err := r.Body.Read(buf)
-			body = append(body, buf[:n]...)
-			if err != nil {
-				break
-			}
-		}
-		res := v.Verify(r.Context(), &protocol.Request{Method: r.Method, Target: r.RequestURI, Host: r.Host, Scheme: "http",
-			Authorization: r.Header.Values("Authorization"), Body: body}, time.Now())
-		fmt.Fprintf(os.Stderr, "testserver: %s %s -> %s\n", r.Method, r.RequestURI, res.Reason)
-		if !res.OK() {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(res.Status())
-			w.Write(res.Code.Body())
-			return
-		}
-		fmt.Fprintf(w, "hello %s, you sent %d bytes to %s %s\n", res.Device.Name, len(body), r.Method, r.RequestURI)
-	})
+	handler := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := httpauth.DeviceFrom(r.Context())
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "hello %s, you sent %d bytes to %s %s\n", d.Name, len(body), r.Method, r.RequestURI)
+	}))
 	url := "http://" + ln.Addr().String()
 	if err := os.WriteFile(os.Args[2]+".tmp", []byte(url), 0o600); err == nil {
 		os.Rename(os.Args[2]+".tmp", os.Args[2])
 	}
 	http.Serve(ln, handler)
-}
-
-// reloadingList reloads the allow list when the file changes, so that a
-// revocation takes effect at once.
-type reloadingList struct {
-	s    *device.State
-	mu   sync.Mutex
-	list *device.AllowList
-}
-
-func (r *reloadingList) Lookup(key [protocol.PublicKeySize]byte) (*protocol.Device, error) {
-	r.mu.Lock()
-	if r.list == nil || r.list.Changed() {
-		l, _ := r.s.AllowList()
-		r.list = l
-	}
-	l := r.list
-	r.mu.Unlock()
-	return l.Lookup(key)
 }
