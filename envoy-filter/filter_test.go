@@ -193,6 +193,9 @@ func TestRejections(t *testing.T) {
 				if !slices.Contains(res.Headers, [2]string{"content-type", "application/json"}) {
 					t.Errorf("response headers %q lack content-type: application/json", res.Headers)
 				}
+				if challenge := slices.Contains(res.Headers, [2]string{"www-authenticate", "AuthMesh"}); challenge != (c.status == 401) {
+					t.Errorf("status %d with headers %q: a 401, and only a 401, names the AuthMesh scheme", c.status, res.Headers)
+				}
 				if got := e.counter(metricRejectedPrefix + string(c.reason)); got != 1 {
 					t.Errorf("counter for reason %s = %d, want 1", c.reason, got)
 				}

@@ -35,6 +35,10 @@ var responseHeaders = [][2]string{
 	{"cache-control", "no-store"},
 }
 
+// unauthorizedHeaders go with a 401, which names its scheme (RFC 9110), as
+// the Go middleware's do.
+var unauthorizedHeaders = append(append([][2]string(nil), responseHeaders...), [2]string{"www-authenticate", protocol.Scheme})
+
 // OnHttpRequestHeaders runs the part of the decision that needs no body. A
 // request without a body is decided here; otherwise the filter holds the
 // headers until the whole body has arrived, since the signature covers it.
@@ -273,7 +277,11 @@ func (h *httpContext) reject(res protocol.Result) types.Action {
 		m.reject(res.Reason)
 		h.recordTime()
 	}
-	if err := proxywasm.SendHttpResponse(uint32(status), responseHeaders, res.Code.Body(), -1); err != nil {
+	headers := responseHeaders
+	if status == 401 {
+		headers = unauthorizedHeaders
+	}
+	if err := proxywasm.SendHttpResponse(uint32(status), headers, res.Code.Body(), -1); err != nil {
 		proxywasm.LogErrorf("amesh: send the %d response: %v", status, err)
 	}
 	return types.ActionPause
