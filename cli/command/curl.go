@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -125,6 +127,10 @@ func runCurl(ctx context.Context, g *globals, f *curlFlags, rawURL string) error
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 
 	resp, err := client.Do(req)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return failf(err, "no answer from %s within %v: raise --max-time or check the server", u.Redacted(), f.maxTime)
+	}
 	if err != nil {
 		return errorf(err, "request to %s failed (signed with the %s key)", u.Redacted(), s.Key().Backend())
 	}
