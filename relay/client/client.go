@@ -81,17 +81,25 @@ var messages = map[wire.Reason]string{
 	wire.ReasonBadFrame:     "malformed frame",
 	wire.ReasonSlowPeer:     "a peer was too slow",
 	wire.ReasonPingTimeout:  "connection timed out",
+	wire.ReasonTokenUsed:    "this bootstrap token was already used; issue a new one with `amesh provision`",
+	wire.ReasonTokenExpired: "this bootstrap token expired; issue a new one with `amesh provision`",
+	wire.ReasonUnavailable:  "the relay's shared state (Redis) is unavailable; retry later",
+	wire.ReasonMailboxFull:  "the controller's mailbox on the relay is full",
 }
 
 // Errors to compare with errors.Is.
 var (
-	ErrUnknownCode = &RelayError{Reason: wire.ReasonUnknownCode}
-	ErrCodeBurned  = &RelayError{Reason: wire.ReasonCodeBurned}
-	ErrCodeExpired = &RelayError{Reason: wire.ReasonCodeExpired}
-	ErrCodeUsed    = &RelayError{Reason: wire.ReasonCodeUsed}
-	ErrCodeClosed  = &RelayError{Reason: wire.ReasonCodeClosed}
-	ErrRateLimited = &RelayError{Reason: wire.ReasonRateLimited}
-	ErrShutdown    = &RelayError{Reason: wire.ReasonShutdown}
+	ErrUnknownCode  = &RelayError{Reason: wire.ReasonUnknownCode}
+	ErrCodeBurned   = &RelayError{Reason: wire.ReasonCodeBurned}
+	ErrCodeExpired  = &RelayError{Reason: wire.ReasonCodeExpired}
+	ErrCodeUsed     = &RelayError{Reason: wire.ReasonCodeUsed}
+	ErrCodeClosed   = &RelayError{Reason: wire.ReasonCodeClosed}
+	ErrRateLimited  = &RelayError{Reason: wire.ReasonRateLimited}
+	ErrShutdown     = &RelayError{Reason: wire.ReasonShutdown}
+	ErrTokenUsed    = &RelayError{Reason: wire.ReasonTokenUsed}
+	ErrTokenExpired = &RelayError{Reason: wire.ReasonTokenExpired}
+	ErrUnavailable  = &RelayError{Reason: wire.ReasonUnavailable}
+	ErrMailboxFull  = &RelayError{Reason: wire.ReasonMailboxFull}
 	// ErrPeerGone matches any departure of the other peer.
 	ErrPeerGone = &RelayError{PeerGone: true}
 	// ErrDisconnected means the connection to the relay ended without the

@@ -62,6 +62,15 @@ type Config struct {
 	// separate so that a busy but honest client never exhausts its failure
 	// budget, and failures never block honest joins from other addresses.
 	JoinOKLimit state.Limit
+	// DeliverLimit bounds provisioning deliveries per client address. Each
+	// stored delivery occupies the store for up to a day.
+	DeliverLimit state.Limit
+	// CollectLimit bounds collect requests per client address.
+	CollectLimit state.Limit
+	// CollectPoll is how often a waiting collector's mailboxes are looked
+	// into even without a notification (notifications lost while a shared
+	// store was unreachable are then made up for).
+	CollectPoll time.Duration
 
 	// Logger receives structured logs; nil means slog.Default(). Pairing
 	// codes and payloads are never logged.
@@ -86,6 +95,9 @@ func DefaultConfig() Config {
 		CreateLimit:     state.Limit{Burst: 20, Per: time.Minute},
 		JoinFailLimit:   state.Limit{Burst: 10, Per: time.Minute},
 		JoinOKLimit:     state.Limit{Burst: 60, Per: time.Minute},
+		DeliverLimit:    state.Limit{Burst: 20, Per: time.Minute},
+		CollectLimit:    state.Limit{Burst: 60, Per: time.Minute},
+		CollectPoll:     10 * time.Second,
 	}
 }
 
@@ -107,13 +119,16 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.CreateLimit, d.CreateLimit)
 	setDefault(&c.JoinFailLimit, d.JoinFailLimit)
 	setDefault(&c.JoinOKLimit, d.JoinOKLimit)
+	setDefault(&c.DeliverLimit, d.DeliverLimit)
+	setDefault(&c.CollectLimit, d.CollectLimit)
+	setDefault(&c.CollectPoll, d.CollectPoll)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	if c.PongWait <= c.PingInterval {
 		return c, fmt.Errorf("relay: config: pong wait %v must exceed ping interval %v", c.PongWait, c.PingInterval)
 	}
-	for _, d := range []time.Duration{c.RendezvousTTL, c.SessionTimeout, c.IdleTimeout, c.HelloTimeout, c.PingInterval, c.WriteTimeout} {
+	for _, d := range []time.Duration{c.RendezvousTTL, c.SessionTimeout, c.IdleTimeout, c.HelloTimeout, c.PingInterval, c.WriteTimeout, c.CollectPoll} {
 		if d < 0 {
 			return c, errors.New("relay: config: negative duration")
 		}

@@ -21,6 +21,8 @@ const (
 	phaseWaiting              // target with a room, no controller yet
 	phaseJoined               // both peers present
 	phaseEnded
+	phaseDelivering // storing a provisioning delivery (provision.go)
+	phaseCollecting // a controller collecting deliveries (provision.go)
 )
 
 // outQueue is how many frames may wait for a slow client. Pairing exchanges
@@ -57,6 +59,7 @@ type conn struct {
 	timer *time.Timer // deadline of the current phase
 	idle  *time.Timer
 	sent  int64 // data bytes this peer sent in its session
+	coll  *collector
 }
 
 func (s *Server) newConn(ws *websocket.Conn, addr, key string) *conn {
@@ -243,7 +246,9 @@ func (c *conn) endUnlessJoined(reason wire.Reason) {
 	c.mu.Lock()
 	cur := c.phase
 	c.mu.Unlock()
-	if cur != phaseJoined {
+	// A delivery being stored finishes within one store round trip; cutting
+	// it could lose the answer after the token was spent.
+	if cur != phaseJoined && cur != phaseDelivering {
 		c.end(errorFrame(reason, 0), reason)
 	}
 }
@@ -272,14 +277,27 @@ func (c *conn) handle(f wire.Frame) {
 		c.join(f.Code)
 	case f.Type == wire.Data && p == phaseJoined:
 		c.forward(f.Payload)
+	case f.Type == wire.Deliver && p == phaseHello:
+		c.deliver(f)
+	case f.Type == wire.Collect && p == phaseHello:
+		c.collect(f)
+	case f.Type == wire.Ack && p == phaseCollecting:
+		c.ack(f.Count)
 	default:
 		c.end(errorFrame(wire.ReasonProtocol, 0), wire.ReasonProtocol)
 	}
 }
 
+// internal ends the connection after a failure of the relay itself. A
+// shared store that cannot reach its backend is reported as unavailable,
+// so that clients can tell "retry later" from a bug.
 func (c *conn) internal(what string, err error) {
+	reason := wire.ReasonInternal
+	if errors.Is(err, state.ErrUnavailable) {
+		reason = wire.ReasonUnavailable
+	}
 	c.s.log.Error("relay: "+what, "conn", c.id, "err", err)
-	c.end(errorFrame(wire.ReasonInternal, 0), wire.ReasonInternal)
+	c.end(errorFrame(reason, 0), reason)
 }
 
 func (c *conn) create() {
@@ -403,7 +421,7 @@ func (c *conn) join(code string) {
 		s.store.Refund(ctx, okKey, s.cfg.JoinOKLimit)
 		s.m.joinsFailed.Add(1)
 		reason := state.Reason(err)
-		if reason == wire.ReasonInternal {
+		if reason == wire.ReasonInternal || reason == wire.ReasonUnavailable {
 			c.internal("join room", err)
 			return
 		}
@@ -539,6 +557,9 @@ func (c *conn) cleanup() {
 	c.mu.Unlock()
 	if unsub != nil {
 		unsub()
+	}
+	if p == phaseCollecting {
+		c.endCollect(ctx)
 	}
 	switch p {
 	case phaseWaiting:

@@ -23,9 +23,14 @@ type metrics struct {
 	messages         atomic.Uint64 // data frames forwarded
 	bytes            atomic.Uint64 // data bytes forwarded
 	rejections       [256]atomic.Uint64
+	delivered        [256]atomic.Uint64 // provisioning deliveries by outcome (ReasonNone: stored)
+	mailSent         atomic.Uint64      // deliveries sent to collectors
+	collectors       atomic.Int64       // gauge: controllers waiting for deliveries
 }
 
 func (m *metrics) reject(r wire.Reason) { m.rejections[r].Add(1) }
+
+func (m *metrics) deliveries(r wire.Reason) { m.delivered[r].Add(1) }
 
 func (m *metrics) write(w io.Writer, version string, draining bool) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
@@ -57,6 +62,18 @@ func (m *metrics) write(w io.Writer, version string, draining bool) {
 	p("amesh_relay_messages_total %d\n", m.messages.Load())
 	family("amesh_relay_message_bytes_total", "counter", "Data bytes forwarded between peers.")
 	p("amesh_relay_message_bytes_total %d\n", m.bytes.Load())
+	family("amesh_relay_deliveries_total", "counter", "Provisioning deliveries by result.")
+	for _, r := range []wire.Reason{wire.ReasonNone, wire.ReasonTokenUsed, wire.ReasonTokenExpired, wire.ReasonMailboxFull} {
+		name := r.String()
+		if r == wire.ReasonNone {
+			name = "stored"
+		}
+		p("amesh_relay_deliveries_total{result=%q} %d\n", name, m.delivered[r].Load())
+	}
+	family("amesh_relay_deliveries_collected_total", "counter", "Provisioning deliveries sent to collecting controllers.")
+	p("amesh_relay_deliveries_collected_total %d\n", m.mailSent.Load())
+	family("amesh_relay_collectors", "gauge", "Controllers waiting for provisioning deliveries.")
+	p("amesh_relay_collectors %d\n", m.collectors.Load())
 	family("amesh_relay_rejections_total", "counter", "Requests refused and sessions ended by the relay, by reason.")
 	for _, r := range wire.Reasons() {
 		if r == wire.ReasonNone || r == wire.ReasonPeerLeft {

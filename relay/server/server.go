@@ -135,21 +135,39 @@ func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
 
 // Health is the JSON body of /health.
 type Health struct {
-	Status      string `json:"status"` // "ok" or "draining"
+	Status      string `json:"status"` // "ok", "draining" or "unavailable"
 	Version     string `json:"version"`
 	Connections int64  `json:"connections"`
 	Sessions    int64  `json:"sessions"`
 	Waiting     int64  `json:"waiting"`
+	// Store is "ok" or "unavailable" for a shared store (Redis), absent
+	// for the in-memory one.
+	Store string `json:"store,omitempty"`
 }
 
-func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+// pinger is implemented by stores with a backend that can be down.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	h := Health{Status: "ok", Version: s.cfg.Version, Connections: s.m.connections.Load(),
 		Sessions: s.m.sessions.Load(), Waiting: s.m.roomsWaiting.Load()}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if p, ok := s.store.(pinger); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		h.Store = "ok"
+		if err := p.Ping(ctx); err != nil {
+			h.Store, h.Status = "unavailable", "unavailable"
+		}
+		cancel()
+	}
 	if s.draining.Load() {
 		// Load balancers take a draining instance out of rotation.
 		h.Status = "draining"
+	}
+	if h.Status != "ok" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	json.NewEncoder(w).Encode(h)

@@ -18,6 +18,16 @@ func TestMemoryConformance(t *testing.T) {
 	})
 }
 
+func TestMemoryShared(t *testing.T) {
+	// One process, one store: the shared suite holds trivially, and keeps
+	// the memory store honest about what a shared one must do.
+	statetest.RunShared(t, func(t *testing.T, opts state.Options) (state.Store, state.Store) {
+		s := state.NewMemory(opts, nil)
+		t.Cleanup(func() { s.Close() })
+		return s, s
+	})
+}
+
 // fakeClock lets the sweep be tested without waiting for it.
 type fakeClock struct{ t time.Time }
 

@@ -67,9 +67,14 @@ var (
 	ErrRoomExists = errors.New("room already exists")
 	// ErrTooMany means a delivery box is full.
 	ErrTooMany = errors.New("too many stored deliveries")
+	// ErrUnavailable is wrapped by the errors of a shared store that
+	// cannot reach its backend (Redis down or unreachable): the relay
+	// reports wire.ReasonUnavailable, and the operation may succeed later.
+	ErrUnavailable = errors.New("relay state store unavailable")
 )
 
-// Reason maps a JoinRoom error to the wire reason sent to the client.
+// Reason maps a JoinRoom error (or a store failure) to the wire reason
+// sent to the client.
 func Reason(err error) wire.Reason {
 	switch {
 	case errors.Is(err, ErrUnknownCode):
@@ -82,6 +87,8 @@ func Reason(err error) wire.Reason {
 		return wire.ReasonCodeUsed
 	case errors.Is(err, ErrCodeClosed):
 		return wire.ReasonCodeClosed
+	case errors.Is(err, ErrUnavailable):
+		return wire.ReasonUnavailable
 	}
 	return wire.ReasonInternal
 }

@@ -14,9 +14,11 @@
 package wire
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -61,7 +63,57 @@ const (
 	// (zero unless Reason is RateLimited). The relay closes the connection
 	// after it.
 	Error Type = 'e'
+
+	// Deliver stores a provisioning delivery for a controller that may be
+	// offline (target side, docs/PROVISIONING.md). Body: the bootstrap
+	// token's one-time ID (TokenIDLen bytes), the token's expiry as a
+	// big-endian uint64 of Unix seconds, the mailbox address (MailboxLen
+	// bytes), then the sealed delivery (1 to MaxDelivery bytes), opaque to
+	// the relay. The relay answers Accepted or Error, then closes.
+	Deliver Type = 'P'
+	// Collect asks for the deliveries stored in mailboxes (controller
+	// side). Body: a flags byte (bit 0: keep waiting for new deliveries),
+	// then 1 to MaxMailboxes mailbox keys of MailboxLen bytes each; the
+	// relay derives each mailbox's address from its key (MailboxAddress).
+	Collect Type = 'K'
+	// Ack says that the client has handled the first N Mail frames of this
+	// connection; the relay forgets them. Body: N as a big-endian uint32.
+	Ack Type = 'A'
+	// Accepted answers Deliver: the delivery is stored. No body.
+	Accepted Type = 'a'
+	// Mail carries one stored delivery to a collector. Body: the mailbox
+	// address (MailboxLen bytes), then the sealed delivery.
+	Mail Type = 'm'
+	// Batch follows the Mail frames of everything stored so far: the
+	// collector may acknowledge. No body.
+	Batch Type = 'n'
 )
+
+// Sizes of the provisioning frames' fields.
+const (
+	// TokenIDLen is the length of a bootstrap token's one-time ID.
+	TokenIDLen = 16
+	// MailboxLen is the length of a mailbox key and of a mailbox address.
+	MailboxLen = 32
+	// MaxMailboxes bounds the mailbox keys of one Collect frame.
+	MaxMailboxes = 256
+	// MaxDelivery bounds a sealed delivery. A target's identity is far
+	// smaller; the bound keeps what the relay stores for a day small.
+	MaxDelivery = 1024
+)
+
+// MailboxAddress returns the address of the mailbox whose key is key: the
+// target, which knows only the address, stores deliveries under it, and
+// only a collector that knows the key can take them.
+func MailboxAddress(key []byte) [MailboxLen]byte {
+	h := sha256.New()
+	h.Write([]byte("amesh provision v1 mailbox address"))
+	h.Write([]byte{0})
+	h.Write(key)
+	var out [MailboxLen]byte
+	h.Sum(out[:0])
+	return out
+}
 
 // String returns the type's name, for logs and errors.
 func (t Type) String() string {
@@ -80,6 +132,18 @@ func (t Type) String() string {
 		return "peer_gone"
 	case Error:
 		return "error"
+	case Deliver:
+		return "deliver"
+	case Collect:
+		return "collect"
+	case Ack:
+		return "ack"
+	case Accepted:
+		return "accepted"
+	case Mail:
+		return "mail"
+	case Batch:
+		return "batch"
 	}
 	return fmt.Sprintf("type(0x%02x)", byte(t))
 }
@@ -109,8 +173,12 @@ const (
 	ReasonInternal     Reason = 16 // the relay failed
 	ReasonMaxConns     Reason = 17 // the relay (or this IP) has too many connections
 	ReasonPingTimeout  Reason = 18 // no pong in time: the connection is dead
+	ReasonTokenUsed    Reason = 19 // the bootstrap token's one-time ID was used already
+	ReasonTokenExpired Reason = 20 // the bootstrap token expired
+	ReasonUnavailable  Reason = 21 // the relay's shared state (Redis) cannot be reached
+	ReasonMailboxFull  Reason = 22 // the mailbox holds too many deliveries
 
-	maxReason = ReasonPingTimeout
+	maxReason = ReasonMailboxFull
 )
 
 var reasonNames = [...]string{
@@ -133,6 +201,10 @@ var reasonNames = [...]string{
 	ReasonInternal:     "internal",
 	ReasonMaxConns:     "max_connections",
 	ReasonPingTimeout:  "ping_timeout",
+	ReasonTokenUsed:    "token_used",
+	ReasonTokenExpired: "token_expired",
+	ReasonUnavailable:  "unavailable",
+	ReasonMailboxFull:  "mailbox_full",
 }
 
 // String returns the reason's stable name, used in metrics and logs.
@@ -166,8 +238,23 @@ type Frame struct {
 	Reason Reason
 	// RetryAfter is set on Error frames with ReasonRateLimited.
 	RetryAfter time.Duration
-	// Payload is the body of a Data frame. After Parse it aliases the input.
+	// Payload is the body of a Data frame, or the sealed delivery of
+	// Deliver and Mail frames. After Parse it aliases the input.
 	Payload []byte
+	// TokenID is the one-time ID of a Deliver frame (TokenIDLen bytes).
+	TokenID []byte
+	// Expires is the token expiry of a Deliver frame, in whole seconds.
+	Expires time.Time
+	// Mailbox is the mailbox address of Deliver and Mail frames
+	// (MailboxLen bytes).
+	Mailbox []byte
+	// Keys are the mailbox keys of a Collect frame (MailboxLen bytes each).
+	Keys [][]byte
+	// Wait is the flag of a Collect frame: keep the connection open and
+	// send deliveries as they arrive.
+	Wait bool
+	// Count is the number of Mail frames an Ack frame acknowledges.
+	Count uint32
 }
 
 // ErrMalformed is wrapped by every parse error.
@@ -210,8 +297,39 @@ func millis(d time.Duration) uint32 {
 // that nothing invalid is ever sent.
 func (f Frame) Append(dst []byte) ([]byte, error) {
 	switch f.Type {
-	case Create, Peer:
+	case Create, Peer, Accepted, Batch:
 		return append(dst, byte(f.Type)), nil
+	case Deliver:
+		if len(f.TokenID) != TokenIDLen || len(f.Mailbox) != MailboxLen || len(f.Payload) == 0 ||
+			len(f.Payload) > MaxDelivery || f.Expires.Unix() <= 0 {
+			return nil, errors.New("wire: deliver: want a token ID, a positive expiry, a mailbox address and 1 to 1024 bytes")
+		}
+		dst = append(append(dst, byte(f.Type)), f.TokenID...)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(f.Expires.Unix()))
+		return append(append(dst, f.Mailbox...), f.Payload...), nil
+	case Collect:
+		if len(f.Keys) == 0 || len(f.Keys) > MaxMailboxes {
+			return nil, fmt.Errorf("wire: collect: want 1 to %d mailbox keys", MaxMailboxes)
+		}
+		flags := byte(0)
+		if f.Wait {
+			flags = 1
+		}
+		dst = append(dst, byte(f.Type), flags)
+		for _, k := range f.Keys {
+			if len(k) != MailboxLen {
+				return nil, errors.New("wire: collect: mailbox key of the wrong length")
+			}
+			dst = append(dst, k...)
+		}
+		return dst, nil
+	case Ack:
+		return binary.BigEndian.AppendUint32(append(dst, byte(f.Type)), f.Count), nil
+	case Mail:
+		if len(f.Mailbox) != MailboxLen || len(f.Payload) == 0 || len(f.Payload) > MaxDelivery {
+			return nil, errors.New("wire: mail: want a mailbox address and 1 to 1024 bytes")
+		}
+		return append(append(append(dst, byte(f.Type)), f.Mailbox...), f.Payload...), nil
 	case Join:
 		if !ValidCode(f.Code) {
 			return nil, errors.New("wire: join: code is not six digits")
@@ -258,7 +376,7 @@ func Parse(b []byte) (Frame, error) {
 	f := Frame{Type: Type(b[0])}
 	body := b[1:]
 	switch f.Type {
-	case Create, Peer:
+	case Create, Peer, Accepted, Batch:
 		if len(body) != 0 {
 			return Frame{}, malformed("%v frame with a %d-byte body", f.Type, len(body))
 		}
@@ -286,6 +404,41 @@ func Parse(b []byte) (Frame, error) {
 		}
 		f.Reason = Reason(body[0])
 		f.RetryAfter = time.Duration(binary.BigEndian.Uint32(body[1:])) * time.Millisecond
+	case Deliver:
+		const head = TokenIDLen + 8 + MailboxLen
+		if len(body) <= head || len(body) > head+MaxDelivery {
+			return Frame{}, malformed("deliver: want a token ID, an expiry, a mailbox address and 1 to %d bytes", MaxDelivery)
+		}
+		exp := binary.BigEndian.Uint64(body[TokenIDLen:])
+		if exp == 0 || exp > math.MaxInt64/2 {
+			return Frame{}, malformed("deliver: expiry out of range")
+		}
+		f.TokenID = body[:TokenIDLen]
+		f.Expires = time.Unix(int64(exp), 0)
+		f.Mailbox = body[TokenIDLen+8 : head]
+		f.Payload = body[head:]
+	case Collect:
+		if len(body) < 1+MailboxLen || (len(body)-1)%MailboxLen != 0 || (len(body)-1)/MailboxLen > MaxMailboxes {
+			return Frame{}, malformed("collect: want a flags byte and 1 to %d mailbox keys", MaxMailboxes)
+		}
+		if body[0] > 1 {
+			return Frame{}, malformed("collect: unknown flags 0x%02x", body[0])
+		}
+		f.Wait = body[0] == 1
+		for k := body[1:]; len(k) > 0; k = k[MailboxLen:] {
+			f.Keys = append(f.Keys, k[:MailboxLen:MailboxLen])
+		}
+	case Ack:
+		if len(body) != 4 {
+			return Frame{}, malformed("ack: want a 4-byte count")
+		}
+		f.Count = binary.BigEndian.Uint32(body)
+	case Mail:
+		if len(body) <= MailboxLen || len(body) > MailboxLen+MaxDelivery {
+			return Frame{}, malformed("mail: want a mailbox address and 1 to %d bytes", MaxDelivery)
+		}
+		f.Mailbox = body[:MailboxLen]
+		f.Payload = body[MailboxLen:]
 	default:
 		return Frame{}, malformed("unknown frame type 0x%02x", b[0])
 	}
@@ -293,9 +446,12 @@ func Parse(b []byte) (Frame, error) {
 }
 
 // FromClient reports whether frames of type t may be sent by a client.
-func (t Type) FromClient() bool { return t == Create || t == Join || t == Data }
+func (t Type) FromClient() bool {
+	return t == Create || t == Join || t == Data || t == Deliver || t == Collect || t == Ack
+}
 
 // FromRelay reports whether frames of type t may be sent by the relay.
 func (t Type) FromRelay() bool {
-	return t == Created || t == Peer || t == PeerGone || t == Error || t == Data
+	return t == Created || t == Peer || t == PeerGone || t == Error || t == Data ||
+		t == Accepted || t == Mail || t == Batch
 }

@@ -327,4 +327,261 @@ func Run(t *testing.T, newStore NewStore) {
 			t.Fatal("delivered after unsubscribe")
 		}
 	})
+
+	t.Run("BusOrderAndFields", func(t *testing.T) {
+		s := newStore(t, opts)
+		room := newRoomID(t)
+		const n = 200
+		got := make(chan state.Event, n)
+		unsub, err := s.Subscribe(ctx, room, state.Controller, func(e state.Event) { got <- e })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unsub()
+		for i := range n {
+			ev := state.Event{Kind: state.EventData, Data: []byte(fmt.Sprint(i))}
+			if i == n-1 {
+				ev = state.Event{Kind: state.EventPeerGone, Reason: wire.ReasonIdle}
+			}
+			if ok, err := s.Publish(ctx, room, state.Controller, ev); err != nil || !ok {
+				t.Fatalf("Publish %d = %v, %v", i, ok, err)
+			}
+		}
+		for i := range n {
+			select {
+			case e := <-got:
+				if i == n-1 {
+					if e.Kind != state.EventPeerGone || e.Reason != wire.ReasonIdle || len(e.Data) != 0 {
+						t.Fatalf("last event %+v", e)
+					}
+				} else if e.Kind != state.EventData || string(e.Data) != fmt.Sprint(i) {
+					t.Fatalf("event %d arrived as %+v: out of order", i, e)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("event %d not delivered", i)
+			}
+		}
+	})
+
+	t.Run("DeliveriesOldestFirst", func(t *testing.T) {
+		s := newStore(t, state.Options{})
+		for _, d := range []string{"one", "two", "three"} {
+			if err := s.PutDelivery(ctx, "box", []byte(d), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutDelivery(ctx, "other", []byte("\x00bin:ary\xff"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.TakeDeliveries(ctx, "box")
+		if err != nil || len(got) != 3 || string(got[0]) != "one" || string(got[1]) != "two" || string(got[2]) != "three" {
+			t.Fatalf("TakeDeliveries = %q, %v", got, err)
+		}
+		got, err = s.TakeDeliveries(ctx, "other")
+		if err != nil || len(got) != 1 || string(got[0]) != "\x00bin:ary\xff" {
+			t.Fatalf("binary delivery came back as %q, %v", got, err)
+		}
+		if got, err := s.TakeDeliveries(ctx, "never"); err != nil || len(got) != 0 {
+			t.Fatalf("empty box: %q, %v", got, err)
+		}
+	})
+
+	t.Run("UseOnceExpires", func(t *testing.T) {
+		s := newStore(t, opts)
+		if ok, err := s.UseOnce(ctx, "short", 40*time.Millisecond); err != nil || !ok {
+			t.Fatalf("first use: %v %v", ok, err)
+		}
+		time.Sleep(80 * time.Millisecond)
+		if ok, err := s.UseOnce(ctx, "short", time.Minute); err != nil || !ok {
+			t.Fatalf("use after the TTL: %v %v, want a first use", ok, err)
+		}
+	})
+
+	t.Run("RefundCappedAtBurst", func(t *testing.T) {
+		s := newStore(t, opts)
+		lim := state.Limit{Burst: 2, Per: time.Hour}
+		if ok, _, _ := s.Take(ctx, "r", lim); !ok {
+			t.Fatal("first take refused")
+		}
+		for range 5 {
+			if err := s.Refund(ctx, "r", lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 2 {
+			if ok, _, _ := s.Take(ctx, "r", lim); !ok {
+				t.Fatalf("take %d after refunds refused", i)
+			}
+		}
+		if ok, _, _ := s.Take(ctx, "r", lim); ok {
+			t.Fatal("refunds raised the bucket above its burst")
+		}
+		if err := s.Refund(ctx, "never-taken", lim); err != nil {
+			t.Fatalf("refund of an unknown key: %v", err)
+		}
+	})
+
+	t.Run("UnknownRooms", func(t *testing.T) {
+		s := newStore(t, opts)
+		if ok, err := s.ExpireRoom(ctx, newRoomID(t)); err != nil || ok {
+			t.Fatalf("ExpireRoom of an unknown room = %v, %v", ok, err)
+		}
+		if err := s.CloseRoom(ctx, newRoomID(t)); err != nil {
+			t.Fatalf("CloseRoom of an unknown room: %v", err)
+		}
+	})
+
+	t.Run("TombstoneEnds", func(t *testing.T) {
+		s := newStore(t, state.Options{TombstoneTTL: 50 * time.Millisecond})
+		id := newRoomID(t)
+		code, err := s.CreateRoom(ctx, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CloseRoom(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, err := s.JoinRoom(ctx, code); !errors.Is(err, state.ErrUnknownCode) {
+			t.Fatalf("join after the tombstone TTL: %v, want ErrUnknownCode", err)
+		}
+	})
+}
+
+// NewPair returns two handles on one fresh, empty state, as two relay
+// instances sharing a backend have. A store that cannot be shared returns
+// the same store twice.
+type NewPair func(t *testing.T, opts state.Options) (a, b state.Store)
+
+// RunShared checks that two handles on one state behave as one store: what
+// one relay instance does, the others see.
+func RunShared(t *testing.T, newPair NewPair) {
+	ctx := context.Background()
+	opts := state.Options{MaxWrongJoins: 5, TombstoneTTL: time.Second}
+
+	t.Run("RoomAcrossInstances", func(t *testing.T) {
+		a, b := newPair(t, opts)
+		id := newRoomID(t)
+		code, err := a.CreateRoom(ctx, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := b.JoinRoom(ctx, code); err != nil || res.Room != id {
+			t.Fatalf("join through the other instance = %+v, %v", res, err)
+		}
+		if _, err := a.JoinRoom(ctx, code); !errors.Is(err, state.ErrCodeUsed) {
+			t.Fatalf("second join: %v, want ErrCodeUsed", err)
+		}
+		if err := b.CloseRoom(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.JoinRoom(ctx, code); !errors.Is(err, state.ErrCodeUsed) {
+			t.Fatalf("join after close: %v, want ErrCodeUsed", err)
+		}
+	})
+
+	t.Run("WrongJoinsAcrossInstances", func(t *testing.T) {
+		a, b := newPair(t, opts)
+		id := newRoomID(t)
+		code, err := a.CreateRoom(ctx, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var burned []state.RoomID
+		for i := range opts.MaxWrongJoins {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			res, _ := s.JoinRoom(ctx, otherInBucket(code, i))
+			burned = append(burned, res.Burned...)
+		}
+		if len(burned) != 1 || burned[0] != id {
+			t.Fatalf("wrong joins spread over two instances burned %v, want [%s]", burned, id)
+		}
+	})
+
+	t.Run("ConcurrentJoinsAcrossInstances", func(t *testing.T) {
+		a, b := newPair(t, opts)
+		code, err := a.CreateRoom(ctx, newRoomID(t), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 16 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				if _, err := s.JoinRoom(ctx, code); err == nil {
+					wins.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d joins won, want exactly 1", wins.Load())
+		}
+	})
+
+	t.Run("LimitsOnceAndDeliveriesAcrossInstances", func(t *testing.T) {
+		a, b := newPair(t, opts)
+		lim := state.Limit{Burst: 2, Per: time.Hour}
+		a.Take(ctx, "ip", lim)
+		b.Take(ctx, "ip", lim)
+		if ok, _, _ := a.Take(ctx, "ip", lim); ok {
+			t.Fatal("a rate limit is per instance")
+		}
+		var firsts atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 16 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				if ok, _ := s.UseOnce(ctx, "token", time.Minute); ok {
+					firsts.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if firsts.Load() != 1 {
+			t.Fatalf("%d first uses across instances", firsts.Load())
+		}
+		if err := a.PutDelivery(ctx, "box", []byte("x"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := b.TakeDeliveries(ctx, "box"); err != nil || len(got) != 1 || string(got[0]) != "x" {
+			t.Fatalf("delivery taken through the other instance: %q, %v", got, err)
+		}
+	})
+
+	t.Run("BusAcrossInstances", func(t *testing.T) {
+		a, b := newPair(t, opts)
+		room := newRoomID(t)
+		got := make(chan state.Event, 1)
+		unsub, err := a.Subscribe(ctx, room, state.Target, func(e state.Event) { got <- e })
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, err := b.Publish(ctx, room, state.Target, state.Event{Kind: state.EventData, Data: []byte("hi")})
+		if err != nil || !ok {
+			t.Fatalf("Publish through the other instance = %v, %v", ok, err)
+		}
+		select {
+		case e := <-got:
+			if string(e.Data) != "hi" {
+				t.Fatalf("got %+v", e)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("event not delivered across instances")
+		}
+		unsub()
+		if ok, _ := b.Publish(ctx, room, state.Target, state.Event{Kind: state.EventPeer}); ok {
+			t.Fatal("delivered after the subscriber left")
+		}
+	})
 }
