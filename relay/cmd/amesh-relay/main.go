@@ -5,11 +5,16 @@
 //
 // Usage:
 //
-//	amesh-relay [--listen :8787] [--tls-cert FILE --tls-key FILE] [--trust-proxy] [limits…]
+//	amesh-relay [--listen :8787] [--tls-cert FILE --tls-key FILE] [--trust-proxy] [--redis URL] [limits…]
 //
 // Endpoints: /ws (clients), /health (JSON), /metrics (Prometheus). SIGINT or
 // SIGTERM starts a graceful shutdown: waiting rooms are told to go elsewhere,
 // running sessions may finish within --drain-timeout.
+//
+// Alone, the relay keeps its state in memory. With --redis URL, rooms,
+// attempt counts, rate limits, spent bootstrap tokens and stored deliveries
+// live in Redis and frames between peers travel over Redis pub/sub, so that
+// several instances behind a load balancer act as one relay.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -28,8 +34,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/amesh-go/amesh/relay/server"
 	"github.com/amesh-go/amesh/relay/state"
+	"github.com/amesh-go/amesh/relay/state/redisstate"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -45,6 +54,9 @@ func relayVersion() string {
 	}
 	return "dev"
 }
+
+// EnvRedis names the Redis URL used when --redis is not given.
+const EnvRedis = "AMESH_RELAY_REDIS"
 
 // exit codes
 const (
@@ -83,6 +95,10 @@ type options struct {
 	rateCreate   string
 	rateJoinFail string
 	rateJoinOK   string
+	rateDeliver  string
+	rateCollect  string
+	redisURL     string
+	redisPrefix  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -118,11 +134,27 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.rateCreate, "rate-create", server.FormatLimit(d.CreateLimit), "room creations per client address: N/DURATION or off")
 	fs.StringVar(&o.rateJoinFail, "rate-join-fail", server.FormatLimit(d.JoinFailLimit), "failed joins per client address: N/DURATION or off")
 	fs.StringVar(&o.rateJoinOK, "rate-join-ok", server.FormatLimit(d.JoinOKLimit), "successful joins per client address: N/DURATION or off")
+	fs.StringVar(&o.rateDeliver, "rate-deliver", server.FormatLimit(d.DeliverLimit), "provisioning deliveries per client address: N/DURATION or off")
+	fs.StringVar(&o.rateCollect, "rate-collect", server.FormatLimit(d.CollectLimit), "provisioning collect requests per client address: N/DURATION or off")
+	fs.StringVar(&o.redisURL, "redis", "", "keep the relay's state in Redis (redis://[user:password@]host:port[/db], rediss://, unix://) so that several instances serve the same clients; default: in memory, one instance (also $AMESH_RELAY_REDIS)")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", redisstate.DefaultPrefix, "prefix of the relay's Redis keys and channels; instances behind one load balancer must share it")
 	fs.IntVar(&o.wrongJoins, "wrong-join-limit", 5, "burn a live pairing code after this many wrong join attempts on its bucket")
 	fs.DurationVar(&o.tombstone, "code-reserve", 2*time.Minute, "how long the code of an ended room stays reserved")
 
 	if err := fs.Parse(args); err != nil {
 		return nil, usageError{err}
+	}
+	if o.redisURL == "" {
+		// The environment keeps a Redis password off the command line,
+		// where other users of the machine could read it.
+		o.redisURL = os.Getenv(EnvRedis)
+	}
+	if o.redisURL != "" {
+		c, err := redisstate.NewClient(o.redisURL)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--redis: %w", err)}
+		}
+		c.Close()
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -134,7 +166,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	for _, l := range []struct {
 		s   string
 		dst *state.Limit
-	}{{o.rateCreate, &o.cfg.CreateLimit}, {o.rateJoinFail, &o.cfg.JoinFailLimit}, {o.rateJoinOK, &o.cfg.JoinOKLimit}} {
+	}{{o.rateCreate, &o.cfg.CreateLimit}, {o.rateJoinFail, &o.cfg.JoinFailLimit}, {o.rateJoinOK, &o.cfg.JoinOKLimit},
+		{o.rateDeliver, &o.cfg.DeliverLimit}, {o.rateCollect, &o.cfg.CollectLimit}} {
 		if *l.dst, err = server.ParseLimit(l.s); err != nil {
 			return nil, usageError{err}
 		}
@@ -203,8 +236,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 func serve(ctx context.Context, o *options, log *slog.Logger, ready func(string)) error {
 	o.cfg.Version = relayVersion()
 	o.cfg.Logger = log
-	store := state.NewMemory(state.Options{MaxWrongJoins: o.wrongJoins, TombstoneTTL: o.tombstone}, nil)
-	defer store.Close()
+	store, storeName, closeStore, err := newStore(o, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	srv, err := server.New(o.cfg, store)
 	if err != nil {
 		return err
@@ -227,7 +263,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger, ready func(string)
 		scheme = "wss"
 	}
 	log.Info("amesh-relay listening", "addr", addr, "url", scheme+"://"+addr+"/ws", "version", o.cfg.Version,
-		"trust_proxy", o.cfg.TrustProxy, "rendezvous", o.cfg.RendezvousTTL.String())
+		"trust_proxy", o.cfg.TrustProxy, "rendezvous", o.cfg.RendezvousTTL.String(), "state", storeName)
 	if ready != nil {
 		ready(addr)
 	}
@@ -252,4 +288,50 @@ func serve(ctx context.Context, o *options, log *slog.Logger, ready func(string)
 		return nil
 	}
 	return err
+}
+
+// newStore returns the relay's state: in memory, or in Redis with --redis.
+// The name it returns is safe to log (no password).
+func newStore(o *options, log *slog.Logger) (state.Store, string, func(), error) {
+	opts := state.Options{MaxWrongJoins: o.wrongJoins, TombstoneTTL: o.tombstone}
+	if o.redisURL == "" {
+		m := state.NewMemory(opts, nil)
+		return m, "memory", func() { m.Close() }, nil
+	}
+	// go-redis's own log lines (dial failures while Redis is down) go to
+	// the relay's log, at debug level: the store logs the outage once.
+	redis.SetLogger(redisLogger{log})
+	c, err := redisstate.NewClient(o.redisURL)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s, err := redisstate.New(c, redisstate.Options{State: opts, Prefix: o.redisPrefix, Logger: log})
+	if err != nil {
+		c.Close()
+		return nil, "", nil, err
+	}
+	name := "redis " + redactURL(o.redisURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		// Not fatal: Redis may start after the relay (containers), and
+		// the relay answers "unavailable" until it does.
+		log.Error("Redis does not answer yet; clients are told the relay is unavailable until it does", "redis", redactURL(o.redisURL))
+	}
+	return s, name, func() { s.Close(); c.Close() }, nil
+}
+
+// redactURL hides the password of a Redis URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Redacted()
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
