@@ -111,9 +111,9 @@ func relayErr(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case errors.Is(err, client.ErrTokenUsed):
-		return fmt.Errorf("%w (the relay refused it)", ErrUsed)
+		return fmt.Errorf("%w: %w", ErrUsed, err)
 	case errors.Is(err, client.ErrTokenExpired):
-		return fmt.Errorf("%w (the relay refused it; check this machine's clock)", ErrExpired)
+		return fmt.Errorf("%w (by the relay's clock; check this machine's): %w", ErrExpired, err)
 	}
 	return fmt.Errorf("%w: %w", ErrRelay, err)
 }
