@@ -18,6 +18,15 @@ func TestRoundTrip(t *testing.T) {
 		{Type: PeerGone, Reason: ReasonPeerLeft},
 		{Type: Error, Reason: ReasonRateLimited, RetryAfter: 1500 * time.Millisecond},
 		{Type: Error, Reason: ReasonCodeBurned},
+		{Type: Error, Reason: ReasonUnavailable},
+		{Type: Deliver, TokenID: bytes.Repeat([]byte{7}, TokenIDLen), Expires: time.Unix(1_800_000_000, 0),
+			Mailbox: bytes.Repeat([]byte{9}, MailboxLen), Payload: []byte("sealed")},
+		{Type: Collect, Keys: [][]byte{bytes.Repeat([]byte{1}, MailboxLen), bytes.Repeat([]byte{2}, MailboxLen)}},
+		{Type: Collect, Wait: true, Keys: [][]byte{bytes.Repeat([]byte{3}, MailboxLen)}},
+		{Type: Ack, Count: 70000},
+		{Type: Accepted},
+		{Type: Mail, Mailbox: bytes.Repeat([]byte{9}, MailboxLen), Payload: bytes.Repeat([]byte{5}, MaxDelivery)},
+		{Type: Batch},
 	}
 	for _, f := range frames {
 		b, err := f.Append(nil)
@@ -29,7 +38,9 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("%v: parse: %v", f.Type, err)
 		}
 		if g.Type != f.Type || g.Code != f.Code || g.Lifetime != f.Lifetime || g.Reason != f.Reason ||
-			g.RetryAfter != f.RetryAfter || !bytes.Equal(g.Payload, f.Payload) {
+			g.RetryAfter != f.RetryAfter || !bytes.Equal(g.Payload, f.Payload) || !bytes.Equal(g.TokenID, f.TokenID) ||
+			!g.Expires.Equal(f.Expires) || !bytes.Equal(g.Mailbox, f.Mailbox) || g.Wait != f.Wait || g.Count != f.Count ||
+			len(g.Keys) != len(f.Keys) {
 			t.Fatalf("round trip of %+v gave %+v", f, g)
 		}
 	}
@@ -55,6 +66,20 @@ func TestParseRejects(t *testing.T) {
 		{"error none", []byte{'e', 0, 0, 0, 0, 0}},
 		{"error short", []byte{'e', 3, 0, 0, 0}},
 		{"error unknown reason", []byte{'e', 99, 0, 0, 0, 0}},
+		{"accepted with body", []byte("ax")},
+		{"batch with body", []byte("nx")},
+		{"deliver without payload", append([]byte{'P'}, make([]byte, TokenIDLen+8+MailboxLen)...)},
+		{"deliver payload too large", append([]byte{'P'}, make([]byte, TokenIDLen+8+MailboxLen+MaxDelivery+1)...)},
+		{"deliver zero expiry", append([]byte{'P'}, make([]byte, TokenIDLen+8+MailboxLen+1)...)},
+		{"deliver short", []byte("Pshort")},
+		{"collect no keys", []byte{'K', 0}},
+		{"collect partial key", append([]byte{'K', 0}, make([]byte, MailboxLen+1)...)},
+		{"collect unknown flag", append([]byte{'K', 2}, make([]byte, MailboxLen)...)},
+		{"collect too many keys", append([]byte{'K', 0}, make([]byte, MailboxLen*(MaxMailboxes+1))...)},
+		{"ack short", []byte{'A', 0, 0, 1}},
+		{"ack long", []byte{'A', 0, 0, 0, 0, 1}},
+		{"mail without payload", append([]byte{'m'}, make([]byte, MailboxLen)...)},
+		{"mail too large", append([]byte{'m'}, make([]byte, MailboxLen+MaxDelivery+1)...)},
 	}
 	for _, tc := range tests {
 		if _, err := Parse(tc.in); !errors.Is(err, ErrMalformed) {
@@ -70,6 +95,11 @@ func TestAppendRefusesInvalid(t *testing.T) {
 		{Type: PeerGone, Reason: 250},
 		{Type: Error, Reason: ReasonNone},
 		{Type: 'Q'},
+		{Type: Deliver, TokenID: make([]byte, 3), Expires: time.Unix(1, 0), Mailbox: make([]byte, MailboxLen), Payload: []byte{1}},
+		{Type: Deliver, TokenID: make([]byte, TokenIDLen), Mailbox: make([]byte, MailboxLen), Payload: []byte{1}},
+		{Type: Collect},
+		{Type: Collect, Keys: [][]byte{{1}}},
+		{Type: Mail, Mailbox: make([]byte, MailboxLen)},
 	} {
 		if _, err := f.Append(nil); err == nil {
 			t.Errorf("Append(%+v) succeeded", f)
@@ -78,17 +108,17 @@ func TestAppendRefusesInvalid(t *testing.T) {
 }
 
 func TestDirections(t *testing.T) {
-	for _, ty := range []Type{Create, Join, Data} {
+	for _, ty := range []Type{Create, Join, Data, Deliver, Collect, Ack} {
 		if !ty.FromClient() {
 			t.Errorf("%v not from client", ty)
 		}
 	}
-	for _, ty := range []Type{Created, Peer, PeerGone, Error, Data} {
+	for _, ty := range []Type{Created, Peer, PeerGone, Error, Data, Accepted, Mail, Batch} {
 		if !ty.FromRelay() {
 			t.Errorf("%v not from relay", ty)
 		}
 	}
-	if Peer.FromClient() || Create.FromRelay() {
+	if Peer.FromClient() || Create.FromRelay() || Mail.FromClient() || Deliver.FromRelay() {
 		t.Error("direction mix-up")
 	}
 }
@@ -107,6 +137,14 @@ func TestReasonNamesAreUnique(t *testing.T) {
 	}
 }
 
+func TestMailboxAddress(t *testing.T) {
+	k := bytes.Repeat([]byte{1}, MailboxLen)
+	a, b := MailboxAddress(k), MailboxAddress(bytes.Repeat([]byte{2}, MailboxLen))
+	if a == b || bytes.Equal(a[:], k) || a != MailboxAddress(k) {
+		t.Fatal("mailbox addresses are not a function of their key")
+	}
+}
+
 func TestLongDurationsSaturate(t *testing.T) {
 	b, _ := Frame{Type: Created, Code: "000000", Lifetime: 2000 * time.Hour}.Append(nil)
 	f, _ := Parse(b)
@@ -118,9 +156,13 @@ func TestLongDurationsSaturate(t *testing.T) {
 // FuzzParse checks that any input either fails with ErrMalformed or parses
 // into a frame that re-encodes to exactly the same bytes.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"C", "J123456", "Dpayload", "c123456\x00\x00\xea\x60", "p", "g\x0e", "e\x08\x00\x00\x03\xe8"} {
+	for _, s := range []string{"C", "J123456", "Dpayload", "c123456\x00\x00\xea\x60", "p", "g\x0e", "e\x08\x00\x00\x03\xe8",
+		"a", "n", "A\x00\x00\x00\x02"} {
 		f.Add([]byte(s))
 	}
+	f.Add(append(append([]byte{'P'}, make([]byte, TokenIDLen)...), append([]byte{0, 0, 0, 0, 0x6b, 0x49, 0xd2, 0x00}, make([]byte, MailboxLen+3)...)...))
+	f.Add(append([]byte{'K', 1}, make([]byte, 2*MailboxLen)...))
+	f.Add(append([]byte{'m'}, make([]byte, MailboxLen+5)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := Parse(b)
 		if err != nil {
