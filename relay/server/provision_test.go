@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -317,5 +318,30 @@ func TestShutdownReturnsCollectedMail(t *testing.T) {
 	}
 	if exp := time.UnixMilli(int64(binary.BigEndian.Uint64(recs[0]))); time.Until(exp) < 59*time.Minute {
 		t.Fatalf("returned delivery expires at %v", exp)
+	}
+}
+
+// TestShutdownBeforeServe: a Shutdown that overtakes Serve's start still
+// stops it (amesh-relay stopped right after it started used to hang).
+func TestShutdownBeforeServe(t *testing.T) {
+	cfg := testConfig()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	srv, err := server.New(cfg, state.NewMemory(state.Options{}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := listen(t)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve after Shutdown kept serving")
 	}
 }

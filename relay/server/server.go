@@ -109,7 +109,14 @@ func (s *Server) newHTTPServer() *http.Server {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.mu.Lock()
-	s.httpSrvs = append(s.httpSrvs, hs)
+	if s.draining.Load() {
+		// Shutdown ran before Serve got here: a closed http.Server makes
+		// Serve close the listener and return http.ErrServerClosed,
+		// instead of serving forever.
+		hs.Close()
+	} else {
+		s.httpSrvs = append(s.httpSrvs, hs)
+	}
 	s.mu.Unlock()
 	return hs
 }

@@ -106,6 +106,10 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--no-such-flag"}, "not defined"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--redis", "http://127.0.0.1:6379"}, "--redis"},
+		{[]string{"--redis", "redis://127.0.0.1:6379/x"}, "invalid database number"},
+		{[]string{"--rate-deliver", "many"}, "N/DURATION"},
+		{[]string{"--rate-collect", "-3/1m"}, "positive count"},
 	}
 	for _, tc := range tests {
 		var out bytes.Buffer
@@ -114,6 +118,25 @@ func TestFlagErrors(t *testing.T) {
 		if code != wantCode || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("%v: exit %d, output %q; want %d and %q", tc.args, code, out.String(), wantCode, tc.want)
 		}
+	}
+}
+
+// The Redis URL can hold a password: the command line's errors and the
+// relay's logs must not show it.
+func TestRedisPasswordNeverShown(t *testing.T) {
+	var out bytes.Buffer
+	run(context.Background(), []string{"--listen", "127.0.0.1:0", "--redis", "redis://u:s3cret-pw@127.0.0.1:6379/x"}, &out, &out, nil)
+	if strings.Contains(out.String(), "s3cret-pw") {
+		t.Fatalf("usage error shows the password: %s", out.String())
+	}
+	t.Setenv(EnvRedis, "redis://u:s3cret-pw@"+testenv.Addr(testenv.FreePort(t)))
+	_, stop, logs := start(t)
+	stop()
+	if !strings.Contains(logs.String(), "Redis does not answer") || !strings.Contains(logs.String(), "redis://u:xxxxx@") {
+		t.Fatalf("the relay does not say which Redis it waits for:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "s3cret-pw") {
+		t.Fatalf("the logs show the Redis password:\n%s", logs)
 	}
 }
 
