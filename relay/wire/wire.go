@@ -3,8 +3,10 @@
 //
 // Every WebSocket message is binary and carries one frame: a type byte
 // followed by a body whose layout depends on the type. The relay reads only
-// the control frames (create, join); a data frame's body is opaque to it and
-// forwarded unchanged to the other peer of the room. The pairing protocol
+// the control frames (create, join, and the provisioning frames deliver,
+// collect and ack); a data frame's body is opaque to it and forwarded
+// unchanged to the other peer of the room, and a delivery is stored and
+// handed over without being read (docs/PROVISIONING.md). The pairing protocol
 // (package pairing) travels inside data frames, end-to-end encrypted once its
 // handshake is done.
 //

@@ -60,20 +60,20 @@ type Relay struct {
 // tests that do not exercise them.
 func Config() server.Config {
 	return server.Config{
-		Version:         "test",
-		MaxConnsPerIP:   -1,
-		RendezvousTTL:   10 * time.Second,
-		SessionTimeout:  20 * time.Second,
-		IdleTimeout:     20 * time.Second,
-		HelloTimeout:    5 * time.Second,
-		PingInterval:    time.Second,
-		PongWait:        3 * time.Second,
-		CreateLimit:     state.Limit{Burst: -1},
-		JoinFailLimit:   state.Limit{Burst: -1},
-		JoinOKLimit:     state.Limit{Burst: -1},
-		DeliverLimit:    state.Limit{Burst: -1},
-		CollectLimit:    state.Limit{Burst: -1},
-		CollectPoll:     500 * time.Millisecond,
+		Version:        "test",
+		MaxConnsPerIP:  -1,
+		RendezvousTTL:  10 * time.Second,
+		SessionTimeout: 20 * time.Second,
+		IdleTimeout:    20 * time.Second,
+		HelloTimeout:   5 * time.Second,
+		PingInterval:   time.Second,
+		PongWait:       3 * time.Second,
+		CreateLimit:    state.Limit{Burst: -1},
+		JoinFailLimit:  state.Limit{Burst: -1},
+		JoinOKLimit:    state.Limit{Burst: -1},
+		DeliverLimit:   state.Limit{Burst: -1},
+		CollectLimit:   state.Limit{Burst: -1},
+		CollectPoll:    500 * time.Millisecond,
 	}
 }
 
