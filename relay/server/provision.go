@@ -195,7 +195,12 @@ func (c *conn) collect(f wire.Frame) {
 		s.m.collectors.Add(1)
 	}
 	s.log.Info("collecting deliveries", "conn", c.id, "ip", c.addr, "mailboxes", len(co.boxes), "wait", co.wait)
-	co.kick <- struct{}{}
+	// Non-blocking: a notification may have filled the channel already,
+	// and every mailbox is marked for the first look anyway.
+	select {
+	case co.kick <- struct{}{}:
+	default:
+	}
 	go c.collectLoop(co)
 }
 
