@@ -332,6 +332,7 @@ func redactURL(raw string) string {
 
 type redisLogger struct{ log *slog.Logger }
 
+// Printf logs go-redis's line at debug level.
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }

@@ -153,6 +153,7 @@ func QuietRedis() { redis.SetLogger(quiet{}) }
 
 type quiet struct{}
 
+// Printf drops the line.
 func (quiet) Printf(context.Context, string, ...any) {}
 
 // Cluster is several relay instances sharing one Redis.

@@ -217,4 +217,5 @@ func TestMain(m *testing.M) {
 
 type quietLogger struct{}
 
+// Printf drops the line.
 func (quietLogger) Printf(context.Context, string, ...any) {}
