@@ -1,0 +1,373 @@
+// The verifier: amesh.wasm decides, the host lends crypto and the nonce
+// store. Two flows (docs/ABI.md section 6):
+//   - synchronous, in Node with node:crypto and a synchronous store (the
+//     memory store): one amesh_verify call, the guest calling back into
+//     node:crypto for ECDSA and into the store for the nonce;
+//   - asynchronous everywhere else (WebCrypto, or any store that returns a
+//     promise, such as Redis): amesh_prepare, the host verifies the
+//     signature, records the nonce only if it was valid, amesh_commit.
+
+import { sharedInstance, GuestError, consoleErrors } from "./engine.js";
+import { RecordWriter, CFG, ENTRY, REQ, RES, text, raw, int, utf8 } from "./records.js";
+import { createMemoryNonceStore } from "./nonce.js";
+import { base64, readLimited, isNode } from "./util.js";
+
+export const DEFAULT_MAX_BODY_BYTES = 1048576;
+export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
+export const DEFAULT_NONCE_TTL_SECONDS = 60;
+
+// sig_status and nonce_status of amesh_commit (ABI 3).
+const SIG_VALID = 0, SIG_INVALID = 1, SIG_GUEST = 2;
+const NONCE_BY_GUEST = 0, NONCE_FRESH = 1, NONCE_REPLAY = 2, NONCE_FAILED = 3;
+
+// DER prefix of a P-256 SubjectPublicKeyInfo; the 65-byte point follows.
+const SPKI_P256 = Uint8Array.from([0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+  0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00]);
+
+const KEY_CACHE_MAX = 4096;
+
+const latin1 = (b) => String.fromCharCode.apply(null, b);
+
+/** A bounded cache: cleared when full (keys are the few devices of an allow list). */
+function boundedSet(map, k, v) {
+  if (map.size >= KEY_CACHE_MAX) map.clear();
+  map.set(k, v);
+  return v;
+}
+
+let nodeCrypto; // node:crypto, loaded once in Node
+async function loadNodeCrypto() {
+  if (!nodeCrypto) nodeCrypto = await import("node:crypto");
+  return nodeCrypto;
+}
+
+/** node:crypto ECDSA with KeyObjects cached per key. */
+function nodeVerifier(c) {
+  const keys = new Map();
+  return (point, msg, sig) => {
+    const id = latin1(point);
+    let key = keys.get(id);
+    if (!key) {
+      const der = new Uint8Array(SPKI_P256.length + 65);
+      der.set(SPKI_P256);
+      der.set(point, SPKI_P256.length);
+      key = boundedSet(keys, id, c.createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" }));
+    }
+    return c.verify("sha256", msg, { key, dsaEncoding: "ieee-p1363" }, sig) ? SIG_VALID : SIG_INVALID;
+  };
+}
+
+/** WebCrypto ECDSA with imported keys cached per key. */
+function webCryptoVerifier() {
+  const keys = new Map();
+  const subtle = globalThis.crypto.subtle;
+  return async (point, msg, sig) => {
+    const id = latin1(point);
+    let key = keys.get(id);
+    if (!key) {
+      key = boundedSet(keys, id, subtle.importKey("raw", point, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]));
+      key.catch(() => keys.delete(id));
+    }
+    return (await subtle.verify({ name: "ECDSA", hash: "SHA-256" }, await key, sig, msg)) ? SIG_VALID : SIG_INVALID;
+  };
+}
+
+function entryRecord(e, i) {
+  const key = e.publicKey ?? e.key;
+  if (typeof key !== "string" && !(key instanceof Uint8Array)) {
+    throw new TypeError(`amesh: allow list entry ${i}: publicKey must be the base64 key string or its 33 bytes`);
+  }
+  if (e.role !== "controller" && e.role !== "target") {
+    throw new TypeError(`amesh: allow list entry ${i}: role must be "controller" or "target"`);
+  }
+  const w = new RecordWriter();
+  w.bytes(ENTRY.key, typeof key === "string" ? utf8(key) : key);
+  w.text(ENTRY.role, e.role);
+  const id = e.id ?? e.deviceId;
+  if (id) w.text(ENTRY.id, id);
+  if (e.name) w.text(ENTRY.name, e.name);
+  return w;
+}
+
+function positive(name, v, unit) {
+  if (v === undefined || v === null || v === 0) return 0;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new TypeError(`amesh: ${name} must be a positive number of ${unit}`);
+  return v;
+}
+
+/** A decision as verify() returns it. */
+function decision(m) {
+  const status = int(m, RES.status);
+  const ok = status === 200;
+  const id = text(m, RES.deviceId);
+  const key = raw(m, RES.key);
+  const device = id ? { id, name: text(m, RES.deviceName), role: text(m, RES.deviceRole), publicKey: key ? base64(key) : "" } : null;
+  return {
+    ok,
+    status,
+    error: ok ? null : text(m, RES.code),
+    // Only an accepted request has an authenticated device; a rejected one
+    // may name the device its key claims (for the log, never for access).
+    device: ok ? device : null,
+    claimedDevice: ok ? null : device,
+    version: text(m, RES.version) || null,
+    reason: text(m, RES.reason),
+    detail: text(m, RES.detail),
+  };
+}
+
+function failure(status, error, reason, detail) {
+  return { ok: false, status, error, device: null, claimedDevice: null, version: null, reason, detail };
+}
+
+/** The 503 of an engine that could not decide (ABI 7: fail closed). */
+const unavailable = (e) => failure(503, "service_unavailable", "wasm_engine_unavailable", String(e && e.message || e));
+
+/**
+ * The JSON error response for a rejection, as the Go middleware sends it:
+ * {"error":"<code>"}, no-store, and a 401 names its scheme.
+ */
+export function errorResponse(result) {
+  const headers = { "content-type": "application/json", "cache-control": "no-store" };
+  if (result.status === 401) headers["www-authenticate"] = "AuthMesh";
+  return new Response(JSON.stringify({ error: result.error }), { status: result.status, headers });
+}
+
+export class Verifier {
+  constructor(opts = {}) {
+    if (!Array.isArray(opts.allowList)) throw new TypeError("amesh: createVerifier needs allowList (an array of {publicKey, role, id?, name?})");
+    this.wasm = opts.wasm;
+    this.logger = opts.logger === undefined ? consoleErrors : opts.logger;
+    this.now = opts.now ?? Date.now;
+    this.scheme = opts.scheme;
+    if (this.scheme !== undefined && this.scheme !== "http" && this.scheme !== "https") throw new TypeError('amesh: scheme must be "http" or "https"');
+    const skew = positive("clockSkewSeconds", opts.clockSkewSeconds, "seconds") || DEFAULT_CLOCK_SKEW_SECONDS;
+    const ttl = positive("nonceTtlSeconds", opts.nonceTtlSeconds, "seconds") || DEFAULT_NONCE_TTL_SECONDS;
+    this.maxBodyBytes = positive("maxBodyBytes", opts.maxBodyBytes, "bytes") || DEFAULT_MAX_BODY_BYTES;
+    // The TTL the host store uses in the asynchronous flow, as the guest
+    // computes it for nonce_record: never below 2 x skew (ABI 4.1).
+    this.nonceTtlMs = Math.max(ttl * 1000, 2 * skew * 1000);
+    this.store = opts.nonceStore ?? createMemoryNonceStore();
+    if (typeof this.store.record !== "function") throw new TypeError("amesh: nonceStore must have record(key, ttlMs, nowMs)");
+    this.cryptoPref = opts.crypto ?? "auto";
+    if (!["auto", "node", "webcrypto", "wasm"].includes(this.cryptoPref)) throw new TypeError('amesh: crypto must be "auto", "node", "webcrypto" or "wasm"');
+    this.opts = { skew, ttl, audiences: opts.audiences ?? [], requireV2: !!opts.requireV2, maxPending: opts.maxPending };
+    this.setAllowList(opts.allowList, { integrityFailure: !!opts.allowListIntegrityFailure });
+    this._ready = null;
+  }
+
+  /**
+   * Replaces the allow list (a reload); integrityFailure says the list
+   * failed its integrity check, and makes every request that reaches the
+   * lookup a 500, never a 401 against an empty list.
+   */
+  setAllowList(list, { integrityFailure = false } = {}) {
+    const w = new RecordWriter();
+    list.forEach((e, i) => w.record(CFG.allowEntry, entryRecord(e, i)));
+    if (integrityFailure) w.bool(CFG.integrityFailure, true);
+    for (const a of this.opts.audiences) w.text(CFG.authority, a);
+    if (this.opts.requireV2) w.bool(CFG.requireV2, true);
+    w.int(CFG.clockSkewMs, this.opts.skew * 1000);
+    w.int(CFG.nonceTtlMs, this.opts.ttl * 1000);
+    w.int(CFG.maxBodyBytes, this.maxBodyBytes);
+    w.int(CFG.nonceStore, 1); // the host's store, through nonce_record or commit
+    if (this.cryptoPref === "wasm") w.int(CFG.crypto, 1);
+    if (this.opts.maxPending) w.int(CFG.maxPending, this.opts.maxPending);
+    this.config = w.finish();
+    this.gen = (this.gen ?? 0) + 1;
+  }
+
+  /**
+   * Loads amesh.wasm, picks the crypto and applies the configuration.
+   * verify() does it on first use; call it at start-up where that is
+   * allowed (not in a Worker's global scope) to fail early on a bad
+   * configuration.
+   */
+  ready() {
+    if (!this._ready) {
+      this._ready = this._init();
+      this._ready.catch(() => { this._ready = null; });
+    }
+    return this._ready;
+  }
+
+  async _init() {
+    let kind = this.cryptoPref;
+    if (kind === "auto") kind = isNode() ? "node" : globalThis.crypto?.subtle ? "webcrypto" : "wasm";
+    if (kind === "node") this.nodeVerify = nodeVerifier(await loadNodeCrypto());
+    if (kind === "webcrypto") {
+      if (!globalThis.crypto?.subtle) throw new Error("amesh: WebCrypto (crypto.subtle) is not available here (an insecure context?)");
+      this.webVerify = webCryptoVerifier();
+    }
+    if (kind === "wasm" && !this.store.synchronous) {
+      throw new Error("amesh: crypto \"wasm\" needs a synchronous nonce store (the guest verifies and records in one call)");
+    }
+    this.cryptoKind = kind;
+    this.syncFlow = this.store.synchronous === true && kind !== "webcrypto";
+    await this.instance();
+    return this;
+  }
+
+  /** The shared instance, configured for this verifier. */
+  async instance() {
+    const inst = await sharedInstance(this.wasm, this.logger);
+    if (inst.configOwner !== this || inst.configGen !== this.gen) {
+      inst.logger = this.logger;
+      inst.call("amesh_configure", { size: this.config.length, writeTo: (d) => d.set(this.config) });
+      inst.configOwner = this;
+      inst.configGen = this.gen;
+    }
+    return inst;
+  }
+
+  /** The crypto in use: "node", "webcrypto" or "wasm" (after ready()). */
+  get crypto() { return this.cryptoKind; }
+
+  /**
+   * Verifies a Fetch API Request as a server received it: request.url is
+   * the URL the runtime built from the request-target and Host, and the body
+   * is read from a clone, so the caller can still read it.
+   */
+  async verify(request, { now } = {}) {
+    const url = new URL(request.url);
+    const auth = request.headers.get("authorization");
+    const parts = {
+      method: request.method,
+      target: url.pathname + url.search,
+      host: url.host,
+      scheme: this.scheme ?? (url.protocol === "http:" ? "http" : "https"),
+      // Headers joins repeated Authorization fields with ", ", which no
+      // valid credential contains: two headers become one malformed one.
+      authorization: auth === null ? [] : [auth],
+      now,
+    };
+    // A request without credentials is answered without reading its body.
+    if (auth !== null && request.body !== null) {
+      if (request.bodyUsed) throw new TypeError("amesh: verify() needs the request body, and it was already read");
+      const declared = Number(request.headers.get("content-length"));
+      if (Number.isFinite(declared) && declared > this.maxBodyBytes) {
+        parts.bodySize = declared; // decided without reading a byte of it
+      } else {
+        const r = await readLimited(request.clone().body, this.maxBodyBytes);
+        if (r.over) parts.bodySize = r.size;
+        else parts.body = r.bytes;
+      }
+    }
+    return this.decide(parts);
+  }
+
+  /**
+   * Decides a request given as parts: {method, target (the request-target
+   * exactly as received), host, scheme, authorization (every value, in
+   * order), body (the exact bytes) or bodySize (of a body over the limit,
+   * not read), now (ms)}. What the Express middleware and tests use.
+   */
+  async decide(p) {
+    let inst;
+    try {
+      if (!this.cryptoKind) await this.ready();
+      inst = await this.instance();
+    } catch (e) {
+      this.logger?.error?.(`amesh: engine unavailable: ${e && e.message || e}`);
+      return unavailable(e);
+    }
+    const nowMs = p.now ?? this.now();
+    const w = new RecordWriter();
+    w.text(REQ.method, p.method ?? "");
+    w.text(REQ.target, p.target ?? "");
+    if (p.host) w.text(REQ.host, p.host);
+    if (p.scheme) w.text(REQ.scheme, p.scheme);
+    const auths = p.authorization == null ? [] : Array.isArray(p.authorization) ? p.authorization : [p.authorization];
+    for (const a of auths) w.text(REQ.authorization, a);
+    if (p.bodySize !== undefined && p.body === undefined) {
+      // Over the limit and not read: any digest will do, the guest answers
+      // 413 once the checks that need no body pass.
+      w.bytes(REQ.bodySha256, new Uint8Array(32));
+      w.int(REQ.bodySize, p.bodySize);
+    } else if (p.body && p.body.length) {
+      if (this.nodeVerify && p.body.length > 256) {
+        // node:crypto hashes far faster than SHA-256 compiled to wasm.
+        w.bytes(REQ.bodySha256, nodeCrypto.createHash("sha256").update(p.body).digest());
+        w.int(REQ.bodySize, p.body.length);
+      } else if (this.webVerify && p.body.length > 4096) {
+        w.bytes(REQ.bodySha256, new Uint8Array(await crypto.subtle.digest("SHA-256", p.body)));
+        w.int(REQ.bodySize, p.body.length);
+        inst = await this.instance(); // another verifier may have run meanwhile
+      } else {
+        w.bytes(REQ.body, p.body);
+      }
+    }
+    w.int(REQ.nowMs, nowMs);
+    let res;
+    try {
+      res = this.syncFlow ? this.decideSync(inst, w) : await this.decideAsync(inst, w, nowMs);
+    } catch (e) {
+      if (!(e instanceof GuestError)) throw e;
+      res = unavailable(e);
+    }
+    this.log(res, p);
+    return res;
+  }
+
+  decideSync(inst, w) {
+    inst.ecdsaVerify = this.nodeVerify ?? (() => SIG_GUEST);
+    inst.nonceRecord = (key, nowMs, ttlMs) => {
+      const r = this.store.record(key, ttlMs, nowMs);
+      if (r && typeof r.then === "function") {
+        r.catch(() => {});
+        throw new Error("the nonce store returned a promise but says it is synchronous");
+      }
+      return r ? 0 : 1;
+    };
+    inst.logger = this.logger;
+    try {
+      return decision(inst.call("amesh_verify", w));
+    } finally {
+      inst.ecdsaVerify = inst.nonceRecord = () => 2;
+    }
+  }
+
+  async decideAsync(inst, w, nowMs) {
+    const m = inst.call("amesh_prepare", w);
+    if (m.has(RES.status)) return decision(m); // rejected before the signature
+    const handle = int(m, RES.handle);
+    let committed = false;
+    try {
+      const point = raw(m, RES.keyPoint), msg = raw(m, RES.message), sig = raw(m, RES.signature);
+      let sigStatus;
+      if (this.nodeVerify) sigStatus = this.nodeVerify(point, msg, sig);
+      else if (this.webVerify) sigStatus = await this.webVerify(point, msg, sig);
+      else sigStatus = SIG_GUEST; // (only with a synchronous store: see _init)
+      let nonceStatus = NONCE_BY_GUEST;
+      if (sigStatus === SIG_VALID) {
+        // Signature first, nonce last: only a valid request is recorded.
+        try {
+          nonceStatus = (await this.store.record(raw(m, RES.nonceKey), this.nonceTtlMs, nowMs)) ? NONCE_FRESH : NONCE_REPLAY;
+        } catch (e) {
+          this.logger?.error?.(`amesh: nonce store failed: ${e && e.message || e}`);
+          nonceStatus = NONCE_FAILED;
+        }
+      }
+      if (inst.dead) throw new GuestError("amesh: the instance trapped while a check was pending");
+      committed = true;
+      return decision(inst.commit(handle, sigStatus, nonceStatus));
+    } finally {
+      if (!committed) inst.release(handle);
+    }
+  }
+
+  log(res, p) {
+    const l = this.logger;
+    if (!l || res.ok) return;
+    const dev = res.claimedDevice ? ` device=${res.claimedDevice.id}` : "";
+    const line = `amesh: request rejected status=${res.status} code=${res.error} reason=${res.reason}` +
+      ` method=${p.method} target=${JSON.stringify(p.target)}${dev}${res.detail ? ` detail=${JSON.stringify(res.detail)}` : ""}`;
+    if (res.status >= 500) l.error?.(line);
+    else l.info?.(line);
+  }
+}
+
+/** createVerifier(options): see index.d.ts. */
+export function createVerifier(options) {
+  return new Verifier(options);
+}
