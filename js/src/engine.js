@@ -207,8 +207,17 @@ export class Instance {
  * it (configOwner starts empty).
  */
 const shared = new Map();
+let defaultSource;
+
+/**
+ * Sets the amesh.wasm every verifier and signer uses when given none: in a
+ * Worker, the module it imports (`import wasm from "./amesh.wasm"`), since
+ * compiling bytes at run time is not allowed there. Only stores it.
+ */
+export function setDefaultWasm(src) { defaultSource = src; }
 
 export async function sharedInstance(src, logger) {
+  if (src === undefined || src === null) src = defaultSource;
   const key = src === undefined || src === null ? "default" : src;
   let e = shared.get(key);
   if (!e) {

@@ -7,4 +7,4 @@ export {
   createSigner, Signer, generateKeyPair, loadOrCreateKeyPair, deleteStoredKeyPair,
   publicKeyString, serialiseBody, canonicalRequest,
 } from "./signer.js";
-export { compileModule, GuestError } from "./engine.js";
+export { compileModule, setDefaultWasm, GuestError } from "./engine.js";

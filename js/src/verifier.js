@@ -279,7 +279,11 @@ export class Verifier {
     if (p.scheme) w.text(REQ.scheme, p.scheme);
     const auths = p.authorization == null ? [] : Array.isArray(p.authorization) ? p.authorization : [p.authorization];
     for (const a of auths) w.text(REQ.authorization, a);
-    if (p.bodySize !== undefined && p.body === undefined) {
+    if (p.bodySha256 !== undefined) {
+      // The host hashed the body itself (ABI 4.2).
+      w.bytes(REQ.bodySha256, p.bodySha256);
+      w.int(REQ.bodySize, p.bodySize ?? 0);
+    } else if (p.bodySize !== undefined && p.body === undefined) {
       // Over the limit and not read: any digest will do, the guest answers
       // 413 once the checks that need no body pass.
       w.bytes(REQ.bodySha256, new Uint8Array(32));
