@@ -8,3 +8,4 @@ export {
   publicKeyString, serialiseBody, canonicalRequest,
 } from "./signer.js";
 export { compileModule, setDefaultWasm, GuestError } from "./engine.js";
+export { createRedisNonceStore } from "./redis.js";
