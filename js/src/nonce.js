@@ -18,12 +18,12 @@ export class NonceStoreFullError extends Error {
   constructor() { super("amesh: nonce store full"); this.name = "NonceStoreFullError"; }
 }
 
-const keyString = (k) => {
-  // Latin-1 of the bytes: a compact Map key, one char per byte.
-  let s = "";
-  for (let i = 0; i < k.length; i += 4096) s += String.fromCharCode.apply(null, k.subarray(i, i + 4096));
-  return s;
-};
+// A compact Map key, one char per byte. windows-1252 (what "latin1" means
+// to TextDecoder) maps the 256 byte values to 256 distinct code points, so
+// distinct keys stay distinct; it decodes natively, much faster than
+// building the string in JS.
+const latin1 = new TextDecoder("latin1");
+const keyString = (k) => latin1.decode(k);
 
 /**
  * createMemoryNonceStore({capacity}) is an in-process store, right for one

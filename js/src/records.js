@@ -61,6 +61,27 @@ export class RecordWriter {
 }
 
 /**
+ * Writes a record straight into a buffer (guest memory) with encodeInto:
+ * no intermediate arrays on the per-request path. The caller sizes the
+ * buffer with maxTextBytes/5-byte headers beforehand.
+ */
+export class DirectWriter {
+  constructor(u8) { this.u8 = u8; this.dv = new DataView(u8.buffer, u8.byteOffset, u8.length); this.size = 0; }
+  header(tag, n) { this.u8[this.size] = tag; this.dv.setUint32(this.size + 1, n, true); this.size += 5; }
+  text(tag, s) {
+    const { written } = enc.encodeInto(s, this.u8.subarray(this.size + 5));
+    this.header(tag, written);
+    this.size += written;
+    return this;
+  }
+  bytes(tag, b) { this.header(tag, b.length); this.u8.set(b, this.size); this.size += b.length; return this; }
+  int(tag, n) { this.header(tag, 8); this.dv.setBigInt64(this.size, BigInt(n), true); this.size += 8; return this; }
+}
+
+/** The most bytes s can take in UTF-8 (3 per UTF-16 unit). */
+export const maxTextBytes = (s) => 3 * s.length;
+
+/**
  * Parses a result record into a Map tag -> [Uint8Array...]. The values are
  * copies: the guest overwrites its result buffer on the next call (ABI 2.2).
  */

@@ -8,7 +8,7 @@
 //     signature, records the nonce only if it was valid, amesh_commit.
 
 import { sharedInstance, GuestError, consoleErrors } from "./engine.js";
-import { RecordWriter, CFG, ENTRY, REQ, RES, text, raw, int, utf8 } from "./records.js";
+import { RecordWriter, CFG, ENTRY, REQ, RES, text, raw, int, utf8, maxTextBytes, parseRecord } from "./records.js";
 import { createMemoryNonceStore } from "./nonce.js";
 import { base64, readLimited, isNode } from "./util.js";
 
@@ -26,7 +26,9 @@ const SPKI_P256 = Uint8Array.from([0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x8
 
 const KEY_CACHE_MAX = 4096;
 
-const latin1 = (b) => String.fromCharCode.apply(null, b);
+// Cache keys for public keys: one char per byte (see nonce.js).
+const latin1Decoder = new TextDecoder("latin1");
+const latin1 = (b) => latin1Decoder.decode(b);
 
 /** A bounded cache: cleared when full (keys are the few devices of an allow list). */
 function boundedSet(map, k, v) {
@@ -95,6 +97,60 @@ function positive(name, v, unit) {
   return v;
 }
 
+const resultText = new TextDecoder();
+const DEVICE_CACHE_MAX = 4096;
+
+/**
+ * Reads a decision straight from the result record in guest memory (the
+ * per-request path: no copy of the record, strings decoded natively, one
+ * device object per device). Falls back to parseRecord for anything
+ * unusual, which also reports errors.
+ */
+function readDecision(view, devices) {
+  const dv = new DataView(view.buffer, view.byteOffset, view.length);
+  let status = -1, code = "", reason = "", detail = "", version = "", id = "", name = "", role = "", keyOff = -1;
+  for (let o = 0; o < view.length;) {
+    if (view.length - o < 5) return null;
+    const tag = view[o], n = dv.getUint32(o + 1, true);
+    o += 5;
+    if (n > view.length - o) return null;
+    switch (tag) {
+      case RES.status: if (n !== 8) return null; status = Number(dv.getBigInt64(o, true)); break;
+      case RES.code: code = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.reason: reason = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.detail: detail = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.version: version = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.deviceId: id = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.deviceName: name = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.deviceRole: role = resultText.decode(view.subarray(o, o + n)); break;
+      case RES.key: if (n !== 33) return null; keyOff = o; break;
+      default: return null; // an error result, or a field this reader does not expect
+    }
+    o += n;
+  }
+  if (status < 0) return null;
+  let device = null;
+  if (id) {
+    const k = keyOff >= 0 ? base64(view.subarray(keyOff, keyOff + 33)) : "";
+    const cacheKey = id + "\0" + name + "\0" + role + "\0" + k;
+    device = devices.get(cacheKey);
+    if (!device) {
+      if (devices.size >= DEVICE_CACHE_MAX) devices.clear();
+      device = Object.freeze({ id, name, role, publicKey: k });
+      devices.set(cacheKey, device);
+    }
+  }
+  const ok = status === 200;
+  return { ok, status, error: ok ? null : code, device: ok ? device : null, claimedDevice: ok ? null : device,
+    version: version || null, reason, detail };
+}
+
+/** m, unless it is an error result (ABI 7), which throws. */
+function checked(m) {
+  if (m.has(RES.error)) throw new GuestError("amesh.wasm: " + text(m, RES.error));
+  return m;
+}
+
 /** A decision as verify() returns it. */
 function decision(m) {
   const status = int(m, RES.status);
@@ -154,6 +210,7 @@ export class Verifier {
     this.opts = { skew, ttl, audiences: opts.audiences ?? [], requireV2: !!opts.requireV2, maxPending: opts.maxPending };
     this.setAllowList(opts.allowList, { integrityFailure: !!opts.allowListIntegrityFailure });
     this._ready = null;
+    this.devices = new Map();
   }
 
   /**
@@ -208,9 +265,17 @@ export class Verifier {
     return this;
   }
 
+  /** The shared instance if it is ready and configured for this verifier, else null. */
+  readyInstance() {
+    const inst = this._inst;
+    return inst && !inst.dead && inst.configOwner === this && inst.configGen === this.gen ? inst : null;
+  }
+
   /** The shared instance, configured for this verifier. */
   async instance() {
-    const inst = await sharedInstance(this.wasm, this.logger);
+    const fast = this.readyInstance();
+    if (fast) return fast;
+    const inst = this._inst = await sharedInstance(this.wasm, this.logger);
     if (inst.configOwner !== this || inst.configGen !== this.gen) {
       inst.logger = this.logger;
       inst.call("amesh_configure", { size: this.config.length, writeTo: (d) => d.set(this.config) });
@@ -263,57 +328,66 @@ export class Verifier {
    * not read), now (ms)}. What the Express middleware and tests use.
    */
   async decide(p) {
-    let inst;
-    try {
-      if (!this.cryptoKind) await this.ready();
-      inst = await this.instance();
-    } catch (e) {
-      this.logger?.error?.(`amesh: engine unavailable: ${e && e.message || e}`);
-      return unavailable(e);
+    if (!this.cryptoKind) {
+      try { await this.ready(); } catch (e) { return this.engineFailure(e); }
     }
     const nowMs = p.now ?? this.now();
-    const w = new RecordWriter();
-    w.text(REQ.method, p.method ?? "");
-    w.text(REQ.target, p.target ?? "");
-    if (p.host) w.text(REQ.host, p.host);
-    if (p.scheme) w.text(REQ.scheme, p.scheme);
     const auths = p.authorization == null ? [] : Array.isArray(p.authorization) ? p.authorization : [p.authorization];
-    for (const a of auths) w.text(REQ.authorization, a);
-    if (p.bodySha256 !== undefined) {
-      // The host hashed the body itself (ABI 4.2).
-      w.bytes(REQ.bodySha256, p.bodySha256);
-      w.int(REQ.bodySize, p.bodySize ?? 0);
-    } else if (p.bodySize !== undefined && p.body === undefined) {
-      // Over the limit and not read: any digest will do, the guest answers
-      // 413 once the checks that need no body pass.
-      w.bytes(REQ.bodySha256, new Uint8Array(32));
-      w.int(REQ.bodySize, p.bodySize);
-    } else if (p.body && p.body.length) {
-      if (this.nodeVerify && p.body.length > 256) {
-        // node:crypto hashes far faster than SHA-256 compiled to wasm.
-        w.bytes(REQ.bodySha256, nodeCrypto.createHash("sha256").update(p.body).digest());
-        w.int(REQ.bodySize, p.body.length);
-      } else if (this.webVerify && p.body.length > 4096) {
-        w.bytes(REQ.bodySha256, new Uint8Array(await crypto.subtle.digest("SHA-256", p.body)));
-        w.int(REQ.bodySize, p.body.length);
-        inst = await this.instance(); // another verifier may have run meanwhile
+    // The body, or its digest: decided before touching the instance, since
+    // a WebCrypto digest awaits and the record is written in place.
+    let body = null, digest = p.bodySha256, size = p.bodySize;
+    if (digest === undefined && size !== undefined && p.body === undefined) {
+      digest = new Uint8Array(32); // over the limit and not read: the guest answers 413 after the bodiless checks
+    } else if (digest === undefined && p.body && p.body.length) {
+      if (this.webVerify && p.body.length > 4096) {
+        // SHA-256 compiled to wasm runs at ~70 MB/s; the platform's is native.
+        digest = new Uint8Array(await crypto.subtle.digest("SHA-256", p.body));
+        size = p.body.length;
+      } else if (this.nodeVerify && p.body.length > 4096) {
+        digest = nodeCrypto.createHash("sha256").update(p.body).digest();
+        size = p.body.length;
       } else {
-        w.bytes(REQ.body, p.body);
+        body = p.body;
       }
     }
-    w.int(REQ.nowMs, nowMs);
+    let inst = this.readyInstance();
+    if (!inst) {
+      try { inst = await this.instance(); } catch (e) { return this.engineFailure(e); }
+    }
+    const method = p.method ?? "", target = p.target ?? "", host = p.host ?? "", scheme = p.scheme ?? "";
+    let max = 5 * 7 + 8 + maxTextBytes(method) + maxTextBytes(target) + maxTextBytes(host) + maxTextBytes(scheme) + (body ? body.length : 0) + (digest ? 5 + 32 + 8 : 0);
+    for (const a of auths) max += 5 + maxTextBytes(a);
+    const fill = (w) => {
+      w.text(REQ.method, method);
+      w.text(REQ.target, target);
+      if (host) w.text(REQ.host, host);
+      if (scheme) w.text(REQ.scheme, scheme);
+      for (const a of auths) w.text(REQ.authorization, a);
+      if (digest !== undefined) {
+        w.bytes(REQ.bodySha256, digest);
+        w.int(REQ.bodySize, size ?? 0);
+      } else if (body) {
+        w.bytes(REQ.body, body);
+      }
+      w.int(REQ.nowMs, nowMs);
+    };
     let res;
     try {
-      res = this.syncFlow ? this.decideSync(inst, w) : await this.decideAsync(inst, w, nowMs);
+      res = this.syncFlow ? this.decideSync(inst, max, fill) : await this.decideAsync(inst, max, fill, nowMs);
     } catch (e) {
       if (!(e instanceof GuestError)) throw e;
       res = unavailable(e);
     }
-    this.log(res, p);
+    if (!res.ok) this.log(res, p);
     return res;
   }
 
-  decideSync(inst, w) {
+  engineFailure(e) {
+    this.logger?.error?.(`amesh: engine unavailable: ${e && e.message || e}`);
+    return unavailable(e);
+  }
+
+  decideSync(inst, max, fill) {
     inst.ecdsaVerify = this.nodeVerify ?? (() => SIG_GUEST);
     inst.nonceRecord = (key, nowMs, ttlMs) => {
       const r = this.store.record(key, ttlMs, nowMs);
@@ -325,14 +399,14 @@ export class Verifier {
     };
     inst.logger = this.logger;
     try {
-      return decision(inst.call("amesh_verify", w));
+      return inst.callDirect("amesh_verify", max, fill, (view) => readDecision(view, this.devices) ?? decision(checked(parseRecord(view))));
     } finally {
       inst.ecdsaVerify = inst.nonceRecord = () => 2;
     }
   }
 
-  async decideAsync(inst, w, nowMs) {
-    const m = inst.call("amesh_prepare", w);
+  async decideAsync(inst, max, fill, nowMs) {
+    const m = inst.callDirect("amesh_prepare", max, fill);
     if (m.has(RES.status)) return decision(m); // rejected before the signature
     const handle = int(m, RES.handle);
     let committed = false;
@@ -362,7 +436,7 @@ export class Verifier {
 
   log(res, p) {
     const l = this.logger;
-    if (!l || res.ok) return;
+    if (!l) return;
     const dev = res.claimedDevice ? ` device=${res.claimedDevice.id}` : "";
     const line = `amesh: request rejected status=${res.status} code=${res.error} reason=${res.reason}` +
       ` method=${p.method} target=${JSON.stringify(p.target)}${dev}${res.detail ? ` detail=${JSON.stringify(res.detail)}` : ""}`;

@@ -17,7 +17,8 @@ export class WasiExit extends Error {
  * instance's memory (known only after instantiation); onStderr receives
  * the guest's standard error text (a Go crash report).
  */
-export function wasiImports(getMemory, onStderr) {
+export function wasiImports(getMemory, onStderr, env = []) {
+  const envBytes = env.map((e) => new TextEncoder().encode(e + "\0"));
   const dv = () => new DataView(getMemory().buffer);
   const u8 = () => new Uint8Array(getMemory().buffer);
   const dec = new TextDecoder();
@@ -25,8 +26,17 @@ export function wasiImports(getMemory, onStderr) {
   return {
     args_sizes_get(argc, bufSize) { const d = dv(); d.setUint32(argc, 0, true); d.setUint32(bufSize, 0, true); return ERRNO_SUCCESS; },
     args_get() { return ERRNO_SUCCESS; },
-    environ_sizes_get(n, bufSize) { const d = dv(); d.setUint32(n, 0, true); d.setUint32(bufSize, 0, true); return ERRNO_SUCCESS; },
-    environ_get() { return ERRNO_SUCCESS; },
+    environ_sizes_get(n, bufSize) {
+      const d = dv();
+      d.setUint32(n, envBytes.length, true);
+      d.setUint32(bufSize, envBytes.reduce((s, b) => s + b.length, 0), true);
+      return ERRNO_SUCCESS;
+    },
+    environ_get(ptrs, buf) {
+      const d = dv(), mem = u8();
+      envBytes.forEach((b, i) => { d.setUint32(ptrs + 4 * i, buf, true); mem.set(b, buf); buf += b.length; });
+      return ERRNO_SUCCESS;
+    },
     clock_time_get(id, _precision, out) {
       let ns;
       if (id === 0) ns = BigInt(Date.now()) * 1000000n; // realtime
