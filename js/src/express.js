@@ -1,3 +1,4 @@
+// @ts-self-types="./express.d.ts"
 // Express / Connect middleware (Node). It verifies the request as it
 // arrived: the full request-target (req.originalUrl, which a mount such as
 // app.use("/api", ...) does not strip, unlike req.url) and the exact body

@@ -1,3 +1,4 @@
+// @ts-self-types="./redis.d.ts"
 // A nonce store on Redis, for verifiers in several processes, isolates or
 // machines that must share what they have seen: the same semantics and key
 // layout as the Go store (host/redisnonce), so JS and Go verifiers can share
