@@ -7,14 +7,14 @@
 //   verifies in workerd.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPairSync, createHash } from "node:crypto";
 import * as amesh from "../src/index.js";
 import { runVectors } from "./lib/vectors.js";
-import { PKG, CI, need, hasBin, binPath, loadVectorFiles } from "./lib/util.js";
+import { PKG, CI, need, hasBin, binPath, loadVectorFiles, freePort, waitHTTP } from "./lib/util.js";
 import { startWorkerd } from "./lib/workerd.js";
 import { startPageServer, launchChromium, CHROMIUM } from "./lib/browser.js";
 import { hasGo, runGo } from "./lib/gohelper.js";
@@ -62,6 +62,52 @@ test("vectors in Bun", async (t) => {
   const out = await runCLI(binPath("bun"), ["test/runtimes/cli.mjs", vectorsPath, "webcrypto,wasm"]);
   t.diagnostic(out.runtime);
   check("bun", out.results);
+});
+
+/** Starts serve.mjs in a runtime and checks signed, forged and unsigned requests against it. */
+async function serveTest(t, cmd, args) {
+  const pair = await amesh.generateKeyPair();
+  const signer = amesh.createSigner(pair);
+  const allow = [{ publicKey: await amesh.publicKeyString(pair.publicKey), role: "controller", name: "served" }];
+  const port = await freePort();
+  const proc = spawn(cmd, [...args, "test/runtimes/serve.mjs", String(port), JSON.stringify(allow)], { cwd: PKG, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" } });
+  let log = "";
+  proc.stdout.on("data", (d) => { log += d; });
+  proc.stderr.on("data", (d) => { log += d; });
+  try {
+    await waitHTTP(`http://127.0.0.1:${port}/`, proc, () => log);
+    const base = `http://127.0.0.1:${port}`;
+    for (const version of ["1", "2"]) {
+      const s = amesh.createSigner({ ...pair, version });
+      const r = await s.fetch(`${base}/api/x?b=1&a=2`, { method: "POST", body: new URLSearchParams({ k: "v w" }) });
+      const j = await r.json();
+      assert.equal(r.status, 200, JSON.stringify(j) + log);
+      assert.equal(j.device, "served");
+      assert.equal(j.bodyLength, "k=v+w".length);
+    }
+    const unsigned = await fetch(`${base}/api/x`);
+    assert.equal(unsigned.status, 400);
+    assert.deepEqual(await unsigned.json(), { error: "missing_header" });
+    const sig = await signer.sign({ method: "GET", url: `${base}/api/x` });
+    const send = () => fetch(`${base}/api/x`, { headers: { authorization: sig.authorization } });
+    assert.equal((await send()).status, 200);
+    const replay = await send();
+    assert.equal(replay.status, 401);
+    assert.deepEqual(await replay.json(), { error: "unauthorized" });
+  } finally {
+    proc.kill();
+  }
+}
+
+test("withAmesh under Deno.serve", async (t) => {
+  if (!need(t, "deno", hasBin("deno"), "run npm ci in js/ (devDependency deno)")) return;
+  await serveTest(t, binPath("deno"), ["run", "--no-prompt", "--no-config", "--no-lock", "--allow-read", "--allow-net=127.0.0.1"]);
+});
+
+test("withAmesh under Bun.serve", async (t) => {
+  if (!need(t, "bun", hasBin("bun"), "run npm ci in js/ (devDependency bun)")) return;
+  await serveTest(t, binPath("bun"), []);
 });
 
 // A Go client key for the workerd interop test: generated here, its
