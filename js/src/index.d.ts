@@ -182,8 +182,12 @@ export declare function deviceOf(request: Request): Device | null;
 export interface SignerOptions {
   /** A non-extractable WebCrypto ECDSA P-256 private key with usage "sign". */
   privateKey: CryptoKey;
-  /** Its public key (a CryptoKey, raw point or base64 string): a non-extractable private key cannot reveal it. */
-  publicKey: CryptoKey | Uint8Array | string;
+  /**
+   * Its public key (a CryptoKey, raw point or base64 string). Optional: when
+   * absent it is recovered from two signatures of the private key (a few ms,
+   * once), since a non-extractable key cannot be exported.
+   */
+  publicKey?: CryptoKey | Uint8Array | string;
   /** Protocol version, "1" (default, accepted everywhere) or "2" (bound to the server's authority). */
   version?: "1" | "2" | 1 | 2;
   wasm?: WasmSource;

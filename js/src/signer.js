@@ -6,6 +6,7 @@
 import { sharedInstance, consoleErrors } from "./engine.js";
 import { RecordWriter, SIGN, RES, text, raw, int, utf8, fromUtf8 } from "./records.js";
 import { base64, fromBase64 } from "./util.js";
+import { recoverPublicKey } from "./recover.js";
 
 const P256 = { name: "ECDSA", namedCurve: "P-256" };
 const EMPTY = new Uint8Array(0);
@@ -113,10 +114,6 @@ export class Signer {
       throw new TypeError("amesh: createSigner needs privateKey, a WebCrypto ECDSA P-256 private key");
     }
     if (!privateKey.usages.includes("sign")) throw new TypeError('amesh: the private key must allow "sign"');
-    if (!publicKey) {
-      throw new TypeError("amesh: createSigner needs publicKey as well (a non-extractable private key cannot reveal it): " +
-        "pass the publicKey of the CryptoKeyPair, its raw point or its base64 string");
-    }
     this.privateKey = privateKey;
     this._publicKey = publicKey;
     this.version = String(version);
@@ -128,10 +125,13 @@ export class Signer {
     this.fetch = this.fetch.bind(this);
   }
 
-  /** Resolves the public key; returns the signer. */
+  /**
+   * Resolves the public key (given, or recovered from two signatures of
+   * the private key when only that was given); returns the signer.
+   */
   async ready() {
     if (!this.key) {
-      this.key = await publicKeyBytes(this._publicKey);
+      this.key = await publicKeyBytes(this._publicKey ?? await recoverPublicKey(this.privateKey));
       this.publicKey = base64(this.key);
     }
     return this;

@@ -202,8 +202,10 @@ describe("Chromium", () => {
     const signInPage = () => page.evaluate(async () => {
       const amesh = await import("/src/index.js");
       const pair = await amesh.loadOrCreateKeyPair({ id: "test-device" });
-      const signer = amesh.createSigner(pair);
+      // The private key alone: the public key is recovered from signatures.
+      const signer = amesh.createSigner({ privateKey: pair.privateKey });
       await signer.ready();
+      if (signer.publicKey !== await amesh.publicKeyString(pair.publicKey)) throw new Error("recovered the wrong public key");
       const extractable = pair.privateKey.extractable;
       const bodies = {
         string: "héllo",

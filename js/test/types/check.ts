@@ -25,4 +25,5 @@ setDefaultWasm(new URL("https://example.test/amesh.wasm"));
 createVerifier({ allowList: [{ publicKey: pub, role: "admin" }] });
 // @ts-expect-error: a signer needs a private key
 createSigner({ publicKey: pub });
+createSigner({ privateKey: pair.privateKey }); // the public key is recovered
 export { d, res, h, e, c, m, redis, captureRawBody };
