@@ -272,3 +272,19 @@ test("canonicalRequest shows what would be signed", async () => {
     nonce: Buffer.from("dGVzdG5vbmNl", "base64url"), body: '{"amount":100}' });
   assert.equal(c.message, "AMv1\nPOST\n/api/orders?a=1&b=2\n1743160800\ndGVzdG5vbmNl\n4d4bbe59c6aad22442cde199a6a8a5f034405fcd78fb5a81c24ef249de1c45f1");
 });
+
+test("a trapped instance is retired and replaced; pending checks fail closed", async () => {
+  const { sharedInstance } = await import("../src/engine.js");
+  const v = createVerifier({ allowList, crypto: "webcrypto", logger: null });
+  await v.ready();
+  const before = await sharedInstance();
+  // A check waiting on WebCrypto while the instance dies (as after a trap).
+  const pending = v.verify(await signed(`${HOST}/t1`));
+  before.dead = true;
+  const r = await pending;
+  assert.deepEqual([r.status, r.error], [503, "service_unavailable"]);
+  // The next request gets a fresh instance, configured again.
+  const r2 = await v.verify(await signed(`${HOST}/t2`));
+  assert.equal(r2.ok, true, r2.detail);
+  assert.notEqual(await sharedInstance(), before);
+});
