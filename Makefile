@@ -5,7 +5,7 @@ BUILD := build
 FUZZTIME ?= 3s
 BENCHTIME ?= 1s
 
-.PHONY: relay all build wasm envoy-filter test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
+.PHONY: test-js relay all build wasm envoy-filter test test-go lint crossbuild fuzz fuzz-short bench demo deps clean
 
 all: build
 
@@ -36,12 +36,16 @@ deps:
 	scripts/deps.sh test
 
 ## test: everything, as CI runs it (CI=true turns missing dependencies into failures).
-test: deps lint crossbuild test-go fuzz-short
+test: deps lint crossbuild test-go test-js fuzz-short
 
 test-go:
 	$(GO) test -count=1 -timeout 20m ./...
 	# The core again on the P-256 code the wasm builds use.
 	$(GO) test -count=1 -tags amesh_nistec ./wasm/protocol/
+
+## test-js: the npm package in Node, Deno, Bun, workerd and headless Chromium.
+test-js:
+	cd js && npm test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -65,6 +69,7 @@ fuzz:
 bench:
 	@mkdir -p $(BUILD)
 	@rm -f $(BUILD)/bench.json
+	cd js && npm run bench
 	$(GO) test -run '^$$' -bench 'BenchmarkRatios$$' -benchtime 1x ./wasm/protocol/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench 'BenchmarkSignSummary$$' -benchtime 1x ./keystore/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./host/wasmhost/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json

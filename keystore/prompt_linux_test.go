@@ -5,43 +5,16 @@ package keystore
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/amesh-go/amesh/internal/testenv"
 )
-
-// openPTY opens a real pseudo-terminal pair: the prompt reads from the
-// terminal side as it would from a person's terminal; the test types into
-// the other side.
-func openPTY(t *testing.T) (typer, tty *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("ptsname: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open terminal side: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
 
 func TestTerminalPrompt(t *testing.T) {
 	clearPassphraseEnv(t)
 	dir := t.TempDir()
-	typer, tty := openPTY(t)
+	typer, tty := testenv.OpenPTY(t)
 	var out bytes.Buffer
 	prompt := []PassphraseSource{PassphraseEnv(EnvPassphrase), TerminalPrompt(tty, &out)}
 

@@ -16,7 +16,7 @@ declare -A pkg=(
 )
 need=()
 case "$mode" in
-test) need=(redis-server swtpm swtpm_setup) ;;
+test) need=(redis-server swtpm swtpm_setup chromium) ;;
 demo) need=() ;;
 *) echo "deps.sh: unknown mode $mode" >&2; exit 2 ;;
 esac

@@ -4,39 +4,14 @@ package command
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/amesh-go/amesh/internal/testenv"
 )
-
-// openPTY opens a real pseudo-terminal: the command writes to its terminal
-// side, the test reads what a person would see from the other.
-func openPTY(t *testing.T) (reader, tty *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatalf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("ptsname: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open terminal side: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
 
 // Colors appear on a terminal only, and never with NO_COLOR, TERM=dumb or
 // --no-color.
@@ -59,7 +34,7 @@ func TestColorOnlyOnTerminals(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			reader, tty := openPTY(t)
+			reader, tty := testenv.OpenPTY(t)
 			dir := t.TempDir()
 			args := append([]string{"--dir", dir}, c.args...)
 			args = append(args, "init", "--name", "tty", "--backend", "memory")

@@ -2,13 +2,9 @@ package command
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,35 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amesh-go/amesh/internal/testenv"
+	"github.com/amesh-go/amesh/relay/relaytest"
 	"github.com/amesh-go/amesh/relay/server"
-	"github.com/amesh-go/amesh/relay/state"
 )
 
-// startRelay runs amesh-relay's server on a loopback port.
+// startRelay runs a real amesh-relay on a loopback port.
 func startRelay(t *testing.T) string {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	srv, err := server.New(cfg, state.NewMemory(state.Options{}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", testenv.Addr(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("relay: %v", err)
-		}
-	})
-	return "http://" + l.Addr().String()
+	return relaytest.Start(t, server.DefaultConfig(), nil)
 }
 
 // cliEnv runs the test binary as the amesh command (and its test helpers)

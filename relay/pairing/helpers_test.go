@@ -3,45 +3,19 @@ package pairing
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/amesh-go/amesh/internal/testenv"
+	"github.com/amesh-go/amesh/relay/relaytest"
 	"github.com/amesh-go/amesh/relay/server"
-	"github.com/amesh-go/amesh/relay/state"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
 // startRelay runs a real amesh-relay on a loopback port and returns its URL.
 func startRelay(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	store := state.NewMemory(state.Options{}, nil)
-	srv, err := server.New(cfg, store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", testenv.Addr(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("relay: %v", err)
-		}
-	})
-	return "ws://" + l.Addr().String()
+	return relaytest.Start(t, cfg, nil)
 }
 
 func newKey(t testing.TB) *protocol.PrivateKey {

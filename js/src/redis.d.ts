@@ -1,0 +1,3 @@
+export { createRedisNonceStore, RedisNonceStore, RedisNonceStoreOptions } from "./index.js";
+export declare const DEFAULT_PREFIX: string;
+export declare const DEFAULT_TIMEOUT_MS: number;
