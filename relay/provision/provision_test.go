@@ -15,8 +15,8 @@ import (
 
 	"github.com/amesh-go/amesh/internal/testenv"
 	"github.com/amesh-go/amesh/relay/client"
-	"github.com/amesh-go/amesh/relay/internal/relaytest"
 	"github.com/amesh-go/amesh/relay/pairing"
+	"github.com/amesh-go/amesh/relay/relaytest"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -213,7 +213,7 @@ func TestWaitingControllerAcrossInstances(t *testing.T) {
 // controller collects it; a one-shot collect before that finds the token
 // pending.
 func TestControllerOffline(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Memory(t), relaytest.Config())
+	r := relaytest.StartInstance(t, relaytest.Memory(t), relaytest.Config())
 	ctx := tctx(t)
 	ctlKey := newKey(t)
 	tok := issue(t, ctlKey, IssueOptions{RelayURL: r.URL})
@@ -232,7 +232,7 @@ func TestControllerOffline(t *testing.T) {
 // TestRecordFailureKeepsDelivery: when recording a target fails, the
 // delivery is not acknowledged and stays at the relay for the next collect.
 func TestRecordFailureKeepsDelivery(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Memory(t), relaytest.Config())
+	r := relaytest.StartInstance(t, relaytest.Memory(t), relaytest.Config())
 	ctx := tctx(t)
 	ctlKey := newKey(t)
 	tok := issue(t, ctlKey, IssueOptions{RelayURL: r.URL})
@@ -257,7 +257,7 @@ func TestRecordFailureKeepsDelivery(t *testing.T) {
 // unexpected-controller tokens are refused with their own error before the
 // target records anything.
 func TestRefusedTokensChangeNothing(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Memory(t), relaytest.Config())
+	r := relaytest.StartInstance(t, relaytest.Memory(t), relaytest.Config())
 	ctx := tctx(t)
 	ctlKey := newKey(t)
 	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
@@ -320,7 +320,7 @@ func TestRefusedTokensChangeNothing(t *testing.T) {
 // secret, or whose signature does not verify, are rejected as tampered;
 // the token stays pending and the real delivery still gets through.
 func TestForgedDeliveries(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Memory(t), relaytest.Config())
+	r := relaytest.StartInstance(t, relaytest.Memory(t), relaytest.Config())
 	ctx := tctx(t)
 	ctlKey := newKey(t)
 	tok := issue(t, ctlKey, IssueOptions{RelayURL: r.URL})
@@ -447,7 +447,7 @@ func TestRedisDownAndBack(t *testing.T) {
 // TestRelayNeverLogsSecrets runs a provisioning through a relay that logs
 // at debug level and looks for every secret in its logs.
 func TestRelayNeverLogsSecrets(t *testing.T) {
-	r := relaytest.Start(t, relaytest.Memory(t), relaytest.Config())
+	r := relaytest.StartInstance(t, relaytest.Memory(t), relaytest.Config())
 	ctx := tctx(t)
 	ctlKey := newKey(t)
 	tok := issue(t, ctlKey, IssueOptions{RelayURL: r.URL})

@@ -1,7 +1,7 @@
-// Package relaytest runs real amesh-relay servers for tests: in process, on
-// loopback ports, over a memory store or a Redis store shared between
-// instances.
 package relaytest
+
+// Relay instances with their logs, and several instances sharing one Redis,
+// for the tests of provisioning and of the multi-instance relay.
 
 import (
 	"bytes"
@@ -45,8 +45,9 @@ func (l *Logs) String() string {
 	return l.b.String()
 }
 
-// Relay is a running relay.
-type Relay struct {
+// Instance is a running relay whose logs a test can read and which it can
+// stop early.
+type Instance struct {
 	// URL is the relay's ws:// URL, Addr its host:port.
 	URL, Addr string
 	// Logs holds its debug-level JSON logs.
@@ -77,9 +78,9 @@ func Config() server.Config {
 	}
 }
 
-// Start runs a relay over store on a free loopback port until the test
-// ends (or Stop).
-func Start(t testing.TB, store state.Store, cfg server.Config) *Relay {
+// StartInstance runs a relay over store on a free loopback port until the
+// test ends (or Stop). Its logs are kept at debug level.
+func StartInstance(t testing.TB, store state.Store, cfg server.Config) *Instance {
 	t.Helper()
 	logs := &Logs{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -91,7 +92,7 @@ func Start(t testing.TB, store state.Store, cfg server.Config) *Relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Relay{URL: "ws://" + l.Addr().String() + "/ws", Addr: l.Addr().String(), Logs: logs, srv: srv, done: make(chan error, 1)}
+	r := &Instance{URL: "ws://" + l.Addr().String() + "/ws", Addr: l.Addr().String(), Logs: logs, srv: srv, done: make(chan error, 1)}
 	go func() { r.done <- srv.Serve(l) }()
 	t.Cleanup(func() {
 		if err := r.Stop(); err != nil {
@@ -102,7 +103,7 @@ func Start(t testing.TB, store state.Store, cfg server.Config) *Relay {
 }
 
 // Stop shuts the relay down (cutting running sessions after a second).
-func (r *Relay) Stop() error {
+func (r *Instance) Stop() error {
 	var err error
 	r.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -159,7 +160,7 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // Cluster is several relay instances sharing one Redis.
 type Cluster struct {
 	Redis  *redistest.Server
-	Relays []*Relay
+	Relays []*Instance
 }
 
 // StartCluster starts a redis-server and n relay instances that share it.
@@ -168,7 +169,7 @@ func StartCluster(t testing.TB, n int, cfg server.Config) *Cluster {
 	c := &Cluster{Redis: redistest.Start(t)}
 	prefix := Prefix()
 	for range n {
-		c.Relays = append(c.Relays, Start(t, Redis(t, c.Redis, prefix), cfg))
+		c.Relays = append(c.Relays, StartInstance(t, Redis(t, c.Redis, prefix), cfg))
 	}
 	return c
 }
