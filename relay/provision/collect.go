@@ -337,7 +337,7 @@ func (c *collection) collectOnce(g *group) error {
 	}
 	conn, err := client.Dial(ctx, relay, c.opts.Dial)
 	if err != nil {
-		return fmt.Errorf("provision: collect: %w: %w", ErrRelay, err)
+		return fmt.Errorf("provision: collect: %w: %w", ErrRelay, dialErr(ctx, err))
 	}
 	defer conn.Close()
 	if err := conn.Collect(ctx, keys, c.opts.Wait); err != nil {
@@ -347,9 +347,8 @@ func (c *collection) collectOnce(g *group) error {
 	for {
 		m, batchEnd, err := conn.NextMail(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+			// relayErr gives ctx's cause when ctx ended: serve ignores
+			// it when waiting, a one-shot collect returns it.
 			return fmt.Errorf("provision: collect: %w", relayErr(ctx, err))
 		}
 		if !batchEnd {

@@ -92,7 +92,7 @@ func Deliver(ctx context.Context, t *Token, opts DeliverOptions) (Controller, er
 	}
 	conn, err := client.Dial(ctx, relayURL, opts.Dial)
 	if err != nil {
-		return Controller{}, fmt.Errorf("provision: deliver: %w: %w", ErrRelay, err)
+		return Controller{}, fmt.Errorf("provision: deliver: %w: %w", ErrRelay, dialErr(ctx, err))
 	}
 	defer conn.Close()
 	_, addr, _ := t.keys()
@@ -116,4 +116,13 @@ func relayErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (by the relay's clock; check this machine's): %w", ErrExpired, err)
 	}
 	return fmt.Errorf("%w: %w", ErrRelay, err)
+}
+
+// dialErr makes a failed connection attempt match ctx's error when ctx
+// ended during it (the WebSocket dialer reports a bare I/O timeout).
+func dialErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+	}
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -480,6 +481,37 @@ func TestRelayNeverLogsSecrets(t *testing.T) {
 	} {
 		if strings.Contains(logs, s) {
 			t.Errorf("the relay logged the %s", name)
+		}
+	}
+}
+
+// TestCollectDeadline: a one-shot collect that runs out of time says so; a
+// waiting one returns what it has with ctx's cause.
+func TestCollectDeadline(t *testing.T) {
+	// A TCP listener that never answers the WebSocket upgrade stands for
+	// a relay that hangs.
+	l, err := net.Listen("tcp", testenv.Addr(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctlKey := newKey(t)
+	tok := issue(t, ctlKey, IssueOptions{RelayURL: "ws://" + l.Addr().String()})
+	for _, wait := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		res, _, err := collect(ctx, ctlKey, "", wait, tok)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || len(res.Pending) != 1 {
+			t.Errorf("wait %v: %+v, %v; want the token pending and DeadlineExceeded", wait, res, err)
 		}
 	}
 }
