@@ -115,6 +115,7 @@ type collection struct {
 	commitMu sync.Mutex // one OnTarget at a time
 	mu       sync.Mutex
 	byAddr   map[[wire.MailboxLen]byte]*pendingToken
+	order    []*pendingToken // as given, so that results keep the caller's order
 	open     int // pending tokens not done
 	res      Result
 }
@@ -156,6 +157,7 @@ func Collect(ctx context.Context, opts CollectOptions) (Result, error) {
 		}
 		p.key, p.addr, _ = t.keys()
 		c.byAddr[p.addr] = p
+		c.order = append(c.order, p)
 		groups[p.relay] = append(groups[p.relay], p)
 		c.open++
 	}
@@ -227,7 +229,7 @@ func (c *collection) result() Result {
 	res.Rejected = append([]Rejection(nil), res.Rejected...)
 	res.Expired = append([]*Token(nil), res.Expired...)
 	now := c.now()
-	for _, p := range c.byAddr {
+	for _, p := range c.order {
 		if p.done {
 			continue
 		}
@@ -259,7 +261,7 @@ func (c *collection) expire(ctx context.Context) {
 		c.mu.Lock()
 		var next time.Time
 		now := c.now()
-		for _, p := range c.byAddr {
+		for _, p := range c.order {
 			if p.done {
 				continue
 			}
