@@ -1,11 +1,14 @@
 package command
 
 import (
+	"os"
 	"slices"
 	"strings"
 
+	"github.com/amesh-go/amesh/host/bootstrap"
 	"github.com/amesh-go/amesh/host/device"
 	"github.com/amesh-go/amesh/keystore"
+	"github.com/amesh-go/amesh/relay/provision"
 	"github.com/spf13/cobra"
 )
 
@@ -17,9 +20,11 @@ func newInit(g *globals) *cobra.Command {
 		backend        string
 		force          bool
 		maxControllers int
+		token, pin     string
+		relay          string
 	)
 	cmd := &cobra.Command{
-		Use:   "init --name NAME",
+		Use:   "init --name NAME | --token TOKEN",
 		Short: "Create this device's identity and key",
 		Long: `Create this device's identity: a P-256 key in the best storage available
 (TPM 2.0, then the macOS Keychain, then an Argon2id-encrypted file), and an
@@ -27,12 +32,34 @@ empty, sealed list of trusted devices.
 
 The encrypted-file backend takes its passphrase from the systemd credential
 amesh-passphrase, AMESH_PASSPHRASE_FILE, AUTH_MESH_PASSPHRASE or a prompt;
-with none of them, it generates one and stores it beside the key.`,
+with none of them, it generates one and stores it beside the key.
+
+With a bootstrap token (--token, or AMESH_BOOTSTRAP_TOKEN), the device is
+enrolled unattended: it trusts the controller that issued the token and
+delivers its identity to it through the relay. A token that is damaged,
+expired, already used or unreachable creates nothing.`,
 		Example: `  amesh init --name build-server
+  AMESH_BOOTSTRAP_TOKEN=amesh-bt1.… amesh init
   amesh init --name laptop --backend encrypted-file
   amesh init --name api --max-controllers 3 --force`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if token == "" {
+				token = os.Getenv(provision.EnvToken)
+			}
+			if token != "" {
+				if force {
+					return usageErrorf("--force does not go with a bootstrap token: a token enrols a new device only")
+				}
+				if maxControllers < 1 || maxControllers > device.MaxControllersLimit {
+					return usageErrorf("--max-controllers must be between 1 and %d", device.MaxControllersLimit)
+				}
+				dir, err := g.stateDir()
+				if err != nil {
+					return err
+				}
+				return provisionInit(cmd.Context(), g, dir, strings.TrimSpace(name), token, backend, maxControllers, pin, relay)
+			}
 			if strings.TrimSpace(name) == "" {
 				return usageErrorf("--name is required: a friendly name for this device, such as --name build-server")
 			}
@@ -103,6 +130,9 @@ with none of them, it generates one and stores it beside the key.`,
 	f.StringVar(&backend, "backend", "", "key storage: "+strings.Join(allBackends, ", ")+" (default: detect the best)")
 	f.BoolVar(&force, "force", false, "replace an existing identity, deleting its key and trusted devices")
 	f.IntVar(&maxControllers, "max-controllers", 1, "how many controllers may be trusted at once")
+	f.StringVar(&token, "token", "", "enrol with a bootstrap token from 'amesh provision' (default $"+provision.EnvToken+")")
+	f.StringVar(&pin, "controller", "", "with --token: accept only a token from this controller ID (default $"+bootstrap.EnvControllerID+")")
+	f.StringVar(&relay, "relay", "", "with --token: use this relay instead of the token's")
 	cmd.RegisterFlagCompletionFunc("backend", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return allBackends, cobra.ShellCompDirectiveNoFileComp
 	})

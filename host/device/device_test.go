@@ -596,3 +596,36 @@ func TestBackendNeverSwitched(t *testing.T) {
 		t.Fatalf("open with an unavailable recorded backend: %v", err)
 	}
 }
+
+func TestDestroyLeavesNothing(t *testing.T) {
+	t.Setenv("AUTH_MESH_PASSPHRASE", "destroy-test")
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Create(CreateOptions{Dir: dir, Name: "gone", Backend: keystore.BackendFile,
+		Keystore: keystore.Options{Argon2: &keystore.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := Destroy(dir, keystore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		entries, _ := os.ReadDir(dir)
+		t.Fatalf("directory still there (%v): %v", err, entries)
+	}
+	// A directory holding other files stays, emptied of the identity.
+	dir2 := t.TempDir()
+	os.WriteFile(filepath.Join(dir2, "notes.txt"), []byte("mine"), 0o600)
+	s, err = Create(CreateOptions{Dir: dir2, Name: "gone", Backend: keystore.BackendMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := Destroy(dir2, keystore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir2)
+	if len(entries) != 1 || entries[0].Name() != "notes.txt" {
+		t.Fatalf("left %v", entries)
+	}
+}

@@ -159,6 +159,32 @@ func finishCreate(dir string, store keystore.Store, alias string, opts CreateOpt
 	return s, nil
 }
 
+// Destroy deletes the identity in dir: its key (from its backend), its
+// allow list and identity.json, then the lock file and the directory itself
+// if nothing else is left in it. It is what undoes a Create whose next step
+// failed (an unattended enrolment refused by the relay, say), so that no key
+// or file is left behind.
+func Destroy(dir string, ks keystore.Options) error {
+	dir, err := resolveDir(dir)
+	if err != nil {
+		return err
+	}
+	lockPath := filepath.Join(dir, LockFile)
+	lock, err := atomicfile.LockFile(lockPath, true)
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	ks.Dir = dir
+	err = removeState(dir, ks)
+	lock.Unlock()
+	if err != nil {
+		return err
+	}
+	os.Remove(lockPath)
+	os.Remove(dir) // only if empty: the directory may hold other things
+	return nil
+}
+
 // removeState deletes an existing identity, its key and its allow list.
 func removeState(dir string, ks keystore.Options) error {
 	id, err := ReadIdentity(dir)
