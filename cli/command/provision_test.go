@@ -128,4 +128,3 @@ func (c *cliEnv) withEnv(kv ...string) *cliEnv {
 	d.env = append(append([]string(nil), c.env...), kv...)
 	return &d
 }
-

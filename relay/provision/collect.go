@@ -116,7 +116,7 @@ type collection struct {
 	mu       sync.Mutex
 	byAddr   map[[wire.MailboxLen]byte]*pendingToken
 	order    []*pendingToken // as given, so that results keep the caller's order
-	open     int // pending tokens not done
+	open     int             // pending tokens not done
 	res      Result
 }
 
