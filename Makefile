@@ -77,10 +77,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./relay/cmd/amesh-relay/ | $(GO) run ./internal/tools/benchjson -o $(BUILD)/bench.json
 	@cat $(BUILD)/bench.json
 
-## demo: a protected server and signed requests on loopback.
-demo:
+## demo: the main job end to end on loopback: relay, controller, a server
+## enrolled with a bootstrap token, the Go middleware, accepted, replayed and
+## revoked requests.
+demo: build
 	scripts/deps.sh demo
-	$(GO) run ./internal/demo
+	$(GO) run ./internal/demo -bin $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

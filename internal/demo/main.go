@@ -1,155 +1,330 @@
-// Command demo shows the amesh request protocol end to end on loopback: a
-// server protected by the verification core and a client signing with a
-// software key. `make demo` runs it.
+// Command demo runs amesh's main job end to end on loopback, with the real
+// binaries and embedded defaults: an amesh-relay, a controller (a laptop)
+// and a server enrolled unattended with a bootstrap token, a Go service
+// protected by the middleware, and requests that are accepted, replayed and
+// refused after a revocation. `make demo` builds the binaries and runs it.
 package main
 
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/amesh-go/amesh/wasm/protocol"
+	"github.com/amesh-go/amesh/host/bootstrap"
+	"github.com/amesh-go/amesh/host/device"
+	"github.com/amesh-go/amesh/host/httpauth"
+	"github.com/amesh-go/amesh/keystore"
+	"github.com/amesh-go/amesh/relay/provision"
 )
 
 func main() {
-	if err := run(os.Stdout); err != nil {
+	bin := flag.String("bin", "build", "directory holding the amesh and amesh-relay binaries")
+	flag.Parse()
+	if err := run(context.Background(), os.Stdout, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-// step is one request of the demo.
-type step struct {
-	label     string
-	key       *protocol.PrivateKey
-	version   string
-	authority string // signed authority (v2); empty means the server's own
-	sentBody  []byte // body sent, when it differs from the signed one
-	age       time.Duration
-	replay    bool   // send the previous request again, unchanged
-	host      string // Host header, when not the server's own
+// demo holds what the steps share.
+type demo struct {
+	out  io.Writer
+	bin  string
+	env  []string
+	work string
 }
 
-func run(out io.Writer) error {
-	controller, err := protocol.GeneratePrivateKey(nil)
-	if err != nil {
-		return err
-	}
-	stranger, err := protocol.GeneratePrivateKey(nil)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("listen on loopback: %w", err)
-	}
-	self := ln.Addr().String()
-	list, err := protocol.NewStaticAllowList(&protocol.Device{Name: "demo-laptop", Role: protocol.RoleController, Key: controller.Public()})
-	if err != nil {
-		return err
-	}
-	v, err := protocol.NewVerifier(protocol.Config{AllowList: list, Nonces: protocol.NewMemoryNonceStore(0), Authorities: []string{self}})
-	if err != nil {
-		return err
-	}
-	var mu sync.Mutex
-	lastReason := ""
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: protect(v, func(r protocol.Reason) {
-		mu.Lock()
-		lastReason = string(r)
-		mu.Unlock()
-	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello, %s\n", r.Header.Get("X-Amesh-Device"))
-	}))}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
+// passphrase protects the demo's encrypted-file keys; the demo's
+// directories are deleted at the end.
+const passphrase = "amesh-demo-passphrase"
 
-	fmt.Fprintf(out, "amesh demo: a server on http://%s trusts one controller, demo-laptop (%s)\n\n",
-		self, controller.Public().DeviceID())
-	body := []byte(`{"amount":100}`)
-	steps := []step{
-		{label: "signed request (v1)", key: controller, version: "1"},
-		{label: "the same request again (replay)", replay: true},
-		{label: "tampered body", key: controller, version: "1", sentBody: []byte(`{"amount":999}`)},
-		{label: "timestamp 5 minutes old", key: controller, version: "1", age: 5 * time.Minute},
-		// A request captured on its way to another server that trusts the
-		// same controller, replayed here with its Host header intact.
-		{label: "v2, replayed from another server", key: controller, version: "2", authority: "billing.internal:8443", host: "billing.internal:8443"},
-		{label: "v2, signed for this server", key: controller, version: "2"},
-		{label: "unknown device", key: stranger, version: "1"},
-	}
-	var prev *http.Request
-	var prevBody []byte
-	for _, s := range steps {
-		req, sent := prev, prevBody
-		if !s.replay {
-			authority := s.authority
-			if authority == "" {
-				authority = self
-			}
-			signed, err := protocol.SignRequest(s.key, protocol.SignParams{Version: s.version, Method: "POST",
-				Target: "/api/orders?b=2&a=1", Authority: authority, Body: body, Time: time.Now().Add(-s.age)})
-			if err != nil {
-				return err
-			}
-			sent = body
-			if s.sentBody != nil {
-				sent = s.sentBody
-			}
-			req, err = http.NewRequest("POST", "http://"+self+"/api/orders?b=2&a=1", nil)
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Authorization", signed.Authorization)
-			req.Header.Set("Content-Type", "application/json")
-			if s.host != "" {
-				req.Host = s.host
-			}
+func run(ctx context.Context, out io.Writer, bin string) error {
+	for _, b := range []string{"amesh", "amesh-relay"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%s not built in %s: run 'make build' (or 'make demo')", b, bin)
 		}
-		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(sent)), int64(len(sent))
-		resp, err := http.DefaultClient.Do(req)
+	}
+	work, err := os.MkdirTemp("", "amesh-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	d := &demo{out: out, bin: bin, work: work,
+		env: append(os.Environ(), keystore.EnvPassphrase+"="+passphrase, "NO_COLOR=1", provision.EnvToken+"=", device.EnvDir+"=",
+			// A demo never touches a real TPM.
+			keystore.EnvTPMDevice+"="+filepath.Join(work, "no-tpm"))}
+	laptop, server := filepath.Join(work, "laptop"), filepath.Join(work, "api-server")
+
+	// 1. The relay.
+	relay, stopRelay, err := d.startRelay(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopRelay()
+	d.say("1. A relay: amesh-relay on %s", relay)
+
+	// 2. The controller.
+	if _, err := d.amesh("--dir", laptop, "init", "--name", "laptop", "--backend", "encrypted-file"); err != nil {
+		return err
+	}
+	laptopID, err := d.amesh("--dir", laptop, "whoami")
+	if err != nil {
+		return err
+	}
+	laptopID = strings.TrimSpace(laptopID)
+	d.say("2. The controller:  amesh init --name laptop                    -> %s", laptopID)
+
+	// 3. A bootstrap token for a server nobody will type a code into.
+	tokOut, err := d.amesh("--dir", laptop, "provision", "--name", "api-server", "--relay", relay, "--ttl", "10m")
+	if err != nil {
+		return err
+	}
+	m := regexp.MustCompile(`AMESH_BOOTSTRAP_TOKEN=(\S+)`).FindStringSubmatch(tokOut)
+	if m == nil {
+		return fmt.Errorf("amesh provision printed no token: %q", tokOut)
+	}
+	token := m[1]
+	d.say("3. A token:         amesh provision --name api-server            -> AMESH_BOOTSTRAP_TOKEN=%s…", token[:24])
+
+	// 4. The service starts with the token in its environment: it enrols
+	// itself and trusts the laptop.
+	os.Setenv(keystore.EnvPassphrase, passphrase)
+	state, provisioned, err := bootstrap.OpenOrProvision(ctx, bootstrap.Options{Dir: server, Token: token, Backend: keystore.BackendFile})
+	if err != nil {
+		return fmt.Errorf("service enrolment: %w", err)
+	}
+	defer state.Close()
+	if !provisioned {
+		return errors.New("the service found an identity it should not have")
+	}
+	url, reasons, stopService, err := serve(state)
+	if err != nil {
+		return err
+	}
+	defer stopService()
+	d.say("4. The service:     enrolled with the token as %s, on %s", state.Identity().DeviceID, url)
+
+	// 5. The laptop records the server.
+	collected, err := d.amesh("--dir", laptop, "provision", "collect")
+	if err != nil {
+		return err
+	}
+	d.say("5. Collected:       amesh provision collect                      -> %s", strings.TrimSpace(firstLine(collected)))
+
+	// 6. Requests.
+	d.say("")
+	body, err := d.amesh("--dir", laptop, "curl", "-X", "POST", "-d", `{"amount":100}`, "-H", "Content-Type: application/json", url+"/api/orders")
+	if err != nil {
+		return err
+	}
+	d.say("6. amesh curl -X POST %s/api/orders   -> 200 %s  (%s)", url, strings.TrimSpace(body), reasons.last())
+
+	lap, err := device.Open(laptop, keystore.Options{})
+	if err != nil {
+		return err
+	}
+	defer lap.Close()
+	signed, err := captureSigned(lap, url+"/api/orders?b=2&a=1", []byte(`{"amount":7}`))
+	if err != nil {
+		return err
+	}
+	for _, label := range []string{"7. A signed request from Go", "8. The same bytes again (replay)"} {
+		status, text, err := send(signed)
 		if err != nil {
 			return err
 		}
-		text, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		resp.Body.Close()
-		mu.Lock()
-		reason := lastReason
-		mu.Unlock()
-		fmt.Fprintf(out, "%-34s -> %d %-28s (server log: %s)\n", s.label, resp.StatusCode, strings.TrimSpace(string(text)), reason)
-		prev, prevBody = req, sent
+		d.say("%-56s -> %d %s  (%s)", label, status, text, reasons.last())
 	}
-	fmt.Fprintln(out, "\nEvery 401 has the same body; only the server's log says why.")
+
+	// 9. Revocation on the server takes effect without a restart.
+	if _, err := d.amesh("--dir", server, "revoke", laptopID, "--yes"); err != nil {
+		return err
+	}
+	d.say("9. On the server:   amesh revoke %s --yes", laptopID)
+	refused, err := d.amesh("--dir", laptop, "curl", "-i", url+"/api/orders")
+	if err != nil {
+		return err
+	}
+	d.say("10. amesh curl %s/api/orders (revoked) -> %s %s  (%s)", url, firstLine(refused)[len("HTTP/1.1 "):len("HTTP/1.1 401")], lastLine(refused), reasons.last())
+	d.say("")
+	d.say("Every 401 looks the same from outside; the reason is in the service's log. Cleaned up %s.", work)
 	return nil
 }
 
-// protect is a minimal verifying handler for the demo; it reports each
-// decision's private reason to logReason.
-func protect(v *protocol.Verifier, logReason func(protocol.Reason), next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, v.MaxBodyBytes()+1))
-		if err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.out, format+"\n", args...) }
+
+// amesh runs the amesh binary and returns its standard output.
+func (d *demo) amesh(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(d.bin, "amesh"), args...)
+	cmd.Env = d.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("amesh %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out), nil
+}
+
+// startRelay runs amesh-relay on a free loopback port until stop.
+func (d *demo) startRelay(ctx context.Context) (url string, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "amesh-relay"), "--listen", addr, "--log-format", "text")
+	cmd.Env = d.env
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
 		}
-		res := v.Verify(r.Context(), &protocol.Request{Method: r.Method, Target: r.RequestURI, Host: r.Host,
-			Scheme: "http", Authorization: r.Header.Values("Authorization"), Body: body}, time.Now())
-		logReason(res.Reason)
-		if !res.OK() {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(res.Status())
-			w.Write(res.Code.Body())
-			return
+	}
+	url = "http://" + addr
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			return url, stop, nil
 		}
-		r.Header.Set("X-Amesh-Device", res.Device.Name)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("amesh-relay did not start: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// reasonLog keeps the private reasons the middleware logs.
+type reasonLog struct {
+	ch chan string
+}
+
+func (r *reasonLog) Write(p []byte) (int, error) {
+	if m := regexp.MustCompile(`reason=(\S+)`).FindSubmatch(p); m != nil {
+		select {
+		case r.ch <- "log: " + string(m[1]):
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// last returns the reason logged for the latest request, or "accepted".
+func (r *reasonLog) last() string {
+	select {
+	case s := <-r.ch:
+		return s
+	case <-time.After(200 * time.Millisecond):
+		return "accepted"
+	}
+}
+
+// serve runs the demo service: one handler behind the middleware, on the
+// server's sealed allow list.
+func serve(s *device.State) (url string, reasons *reasonLog, stop func(), err error) {
+	reasons = &reasonLog{ch: make(chan string, 16)}
+	m, err := httpauth.New(httpauth.Options{AllowList: httpauth.DeviceSource(s), ReloadInterval: -1,
+		Logger: slog.New(slog.NewTextHandler(reasons, nil))})
+	if err != nil {
+		return "", nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/orders", func(w http.ResponseWriter, r *http.Request) {
+		d, _ := httpauth.DeviceFrom(r.Context())
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "order accepted from %s (%d bytes)", d.Name, len(b))
 	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	srv := &http.Server{Handler: m.Handler(mux), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	return "http://" + l.Addr().String(), reasons, func() { srv.Close(); m.Close() }, nil
+}
+
+// signedRequest is a request exactly as the signing client sent it.
+type signedRequest struct {
+	method, url string
+	header      http.Header
+	body        []byte
+}
+
+// captureSigned signs a request with the device's key through the Go client
+// (httpauth.Transport) and keeps it, so that it can be sent again.
+func captureSigned(s *device.State, url string, body []byte) (*signedRequest, error) {
+	var got *signedRequest
+	tr := &httpauth.Transport{Signer: s.Key(), Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		got = &signedRequest{method: r.Method, url: r.URL.String(), header: r.Header.Clone(), body: b}
+		return &http.Response{StatusCode: 204, Body: http.NoBody, Request: r}, nil
+	})}
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return got, nil
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func send(s *signedRequest) (int, string, error) {
+	req, err := http.NewRequest(s.method, s.url, bytes.NewReader(s.body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header = s.header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return resp.StatusCode, strings.TrimSpace(string(b)), nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
 }
