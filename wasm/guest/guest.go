@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -16,7 +15,7 @@ import (
 )
 
 // Host is what the guest asks of its host: the imports of module "amesh"
-// (imports_wasip1.go), or a fake in tests. Pointers and lengths never cross
+// and WASI's random_get (imports_wasip1.go), or a fake in tests. Pointers and lengths never cross
 // this interface; the wasm bindings turn slices into them.
 type Host interface {
 	// NowMs returns the current Unix time in milliseconds.
@@ -34,6 +33,8 @@ type Host interface {
 	SignDigest(key, digest []byte, out *[protocol.SignatureSize]byte) int32
 	// Log hands a message to the host's log at an slog level.
 	Log(level int32, msg string)
+	// Random fills b with cryptographically secure random bytes.
+	Random(b []byte) error
 }
 
 // Defaults of the configuration record.
@@ -396,7 +397,7 @@ func (g *guest) signParams(rec []byte) (*protocol.SignParams, []byte, error) {
 	p.Time = time.UnixMilli(ms)
 	if p.Nonce == nil {
 		p.Nonce = make([]byte, 16)
-		if _, err := rand.Read(p.Nonce); err != nil {
+		if err := g.host.Random(p.Nonce); err != nil {
 			return nil, nil, fmt.Errorf("nonce: %w", err)
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ type fakeHost struct {
 	nonceOK bool
 	signer  protocol.Signer
 	logs    []string
+	randErr error // answer of Random when set
 }
 
 func newFakeHost() *fakeHost {
@@ -74,6 +77,14 @@ func (h *fakeHost) SignDigest(key, digest []byte, out *[protocol.SignatureSize]b
 }
 
 func (h *fakeHost) Log(level int32, msg string) { h.logs = append(h.logs, msg) }
+
+func (h *fakeHost) Random(b []byte) error {
+	if h.randErr != nil {
+		return h.randErr
+	}
+	_, err := rand.Read(b)
+	return err
+}
 
 func testKey(t testing.TB, b byte) *protocol.PrivateKey {
 	k, err := protocol.ParsePrivateKey(bytes.Repeat([]byte{b}, 32))
@@ -216,6 +227,10 @@ func TestSignFlows(t *testing.T) {
 	}
 	if res := decode(t, g.call(func(r *abi.Result) error { return g.signFinish(prep.Handle, sig, r) })); res.Error == "" {
 		t.Fatal("handle reused")
+	}
+	h.randErr = errors.New("no entropy")
+	if res := decode(t, g.call(func(r *abi.Result) error { return g.sign(e.Buf, r) })); res.Error != "nonce: no entropy" {
+		t.Fatalf("random_get failing: %+v", res)
 	}
 }
 

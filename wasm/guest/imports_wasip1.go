@@ -3,6 +3,7 @@
 package main
 
 import (
+	"syscall"
 	"unsafe"
 
 	"github.com/amesh-go/amesh/wasm/protocol"
@@ -58,3 +59,8 @@ func (wasmHost) SignDigest(key, digest []byte, out *[protocol.SignatureSize]byte
 func (wasmHost) Log(level int32, msg string) {
 	importLog(level, unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
 }
+
+// Random reads WASI's random_get, which docs/ABI.md requires to be
+// cryptographically secure. crypto/rand reads the same source on wasip1 but
+// would link Go's FIPS 140 random number stack into amesh.wasm.
+func (wasmHost) Random(b []byte) error { return syscall.RandomGet(b) }

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -27,7 +26,8 @@ type SignParams struct {
 	Time time.Time
 	// Nonce, if set, is used instead of 16 fresh random bytes.
 	Nonce []byte
-	// Rand supplies the nonce; nil means crypto/rand.
+	// Rand supplies the nonce; nil means crypto/rand (in wasip1 builds,
+	// WASI's random_get, which is what crypto/rand reads there).
 	Rand io.Reader
 }
 
@@ -56,11 +56,12 @@ func SignRequest(s Signer, p SignParams) (*Signed, error) {
 	nonce := p.Nonce
 	if nonce == nil {
 		nonce = make([]byte, 16)
-		r := p.Rand
-		if r == nil {
-			r = rand.Reader
+		if p.Rand != nil {
+			_, err = io.ReadFull(p.Rand, nonce)
+		} else {
+			err = readRandom(nonce)
 		}
-		if _, err := io.ReadFull(r, nonce); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("amesh: nonce: %w", err)
 		}
 	}
