@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/big"
 )
 
 // PublicKeySize is the length of a compressed P-256 point.
@@ -212,10 +211,14 @@ func NormalizeLowS(sig []byte) error {
 	if IsLowS(sig) {
 		return nil
 	}
-	n := new(big.Int).SetBytes(orderN[:])
-	s := new(big.Int).SetBytes(sig[32:])
-	s.Sub(n, s)
-	s.FillBytes(sig[32:])
+	// |n - s|: an s >= n, no valid signature either way, stays invalid.
+	s := scalarFromBytes((*[32]byte)(sig[32:]))
+	d, borrow := scalarN.sub(&s)
+	if borrow == 1 {
+		d, _ = s.sub(&scalarN)
+	}
+	b := d.bytes()
+	copy(sig[32:], b[:])
 	return nil
 }
 

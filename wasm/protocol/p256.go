@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"errors"
-	"math/big"
 
 	"filippo.io/nistec"
 )
@@ -31,33 +30,31 @@ func p256Decompress(out *[UncompressedKeySize]byte, b []byte) error {
 
 // p256Verify is ECDSA verification (SEC 1, version 2.0, section 4.1.4) of
 // the raw signature sig over digest with the uncompressed public key pub.
-// The caller has checked that r and s are in [1, n-1]. The inputs are
-// public, so variable-time big.Int arithmetic on the scalars is fine.
+// The caller has checked that r and s are in [1, n-1]; they are checked
+// again here because a wrong answer would be a forgery.
 func p256Verify(pub *[UncompressedKeySize]byte, digest []byte, sig *[SignatureSize]byte) bool {
 	q, err := nistec.NewP256Point().SetBytes(pub[:])
 	if err != nil {
 		return false
 	}
-	n := new(big.Int).SetBytes(orderN[:])
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:])
-	if r.Sign() == 0 || s.Sign() == 0 || r.Cmp(n) >= 0 || s.Cmp(n) >= 0 {
+	r := scalarFromBytes((*[32]byte)(sig[:32]))
+	s := scalarFromBytes((*[32]byte)(sig[32:]))
+	if r.isZero() || s.isZero() || !r.lessThanN() || !s.lessThanN() {
 		return false
 	}
-	// e is the leftmost 256 bits of the digest, as crypto/ecdsa takes them;
-	// the bit length of n is a whole number of bytes, so no shift is needed.
+	// e is the leftmost 256 bits of the digest, as crypto/ecdsa takes them
+	// (the bit length of n is a whole number of bytes, so no shift is
+	// needed), reduced mod n.
+	var eb [32]byte
 	if len(digest) > 32 {
 		digest = digest[:32]
 	}
-	e := new(big.Int).SetBytes(digest)
-	w := new(big.Int).ModInverse(s, n)
-	u1 := e.Mul(e, w)
-	u1.Mod(u1, n)
-	u2 := w.Mul(r, w)
-	u2.Mod(u2, n)
-	var b1, b2 [32]byte
-	u1.FillBytes(b1[:])
-	u2.FillBytes(b2[:])
+	copy(eb[32-len(digest):], digest)
+	e := scalarFromBytes(&eb)
+	e = e.reduceOnce()
+	w := invMod(&s)
+	u1, u2 := mulMod(&e, &w), mulMod(&r, &w)
+	b1, b2 := u1.bytes(), u2.bytes()
 	p1, err := nistec.NewP256Point().ScalarBaseMult(b1[:])
 	if err != nil {
 		return false
@@ -70,7 +67,7 @@ func p256Verify(pub *[UncompressedKeySize]byte, digest []byte, sig *[SignatureSi
 	if err != nil {
 		return false // the point at infinity
 	}
-	v := new(big.Int).SetBytes(x)
-	v.Mod(v, n)
-	return v.Cmp(r) == 0
+	// x < p < 2n, so one conditional subtraction reduces it mod n.
+	v := scalarFromBytes((*[32]byte)(x))
+	return v.reduceOnce() == r
 }

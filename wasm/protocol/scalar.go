@@ -1,0 +1,209 @@
+package protocol
+
+import "math/bits"
+
+// Arithmetic modulo the P-256 group order n, for ECDSA verification
+// (p256.go) and low-S normalisation, without math/big: math/big imports
+// fmt, and with it reflect, which would add a few hundred KB to amesh.wasm.
+// Every input is public (signatures, digests, keys), so none of this needs
+// to run in constant time.
+
+// scalar is a 256-bit integer as four 64-bit limbs, least significant
+// first. Depending on the function it holds a plain value below 2^256, a
+// residue below n, or a residue in Montgomery form (x·2^256 mod n).
+type scalar [4]uint64
+
+// scalarN is the group order n; orderN holds the same number in bytes.
+var scalarN = scalar{0xf3b9cac2fc632551, 0xbce6faada7179e84, 0xffffffffffffffff, 0xffffffff00000000}
+
+const (
+	// scalarNInv is -n⁻¹ mod 2^64, the Montgomery reduction constant.
+	scalarNInv = 0xccd1c8aaee00bc4f
+)
+
+// scalarRR is 2^512 mod n: montMul by it takes a residue into Montgomery form.
+var scalarRR = scalar{0x83244c95be79eea2, 0x4699799c49bd6fa6, 0x2845b2392b6bec59, 0x66e12d94f3d95620}
+
+// scalarFromBytes reads a 32-byte big-endian number.
+func scalarFromBytes(b *[32]byte) scalar {
+	var x scalar
+	for i := range x {
+		o := 24 - 8*i
+		x[i] = uint64(b[o])<<56 | uint64(b[o+1])<<48 | uint64(b[o+2])<<40 | uint64(b[o+3])<<32 |
+			uint64(b[o+4])<<24 | uint64(b[o+5])<<16 | uint64(b[o+6])<<8 | uint64(b[o+7])
+	}
+	return x
+}
+
+// bytes writes x as a 32-byte big-endian number.
+func (x *scalar) bytes() [32]byte {
+	var b [32]byte
+	for i, v := range x {
+		o := 24 - 8*i
+		for j := range 8 {
+			b[o+j] = byte(v >> (56 - 8*j))
+		}
+	}
+	return b
+}
+
+func (x *scalar) isZero() bool { return x[0]|x[1]|x[2]|x[3] == 0 }
+
+// sub returns x - y and the borrow out (1 when y > x).
+func (x *scalar) sub(y *scalar) (scalar, uint64) {
+	var z scalar
+	var b uint64
+	z[0], b = bits.Sub64(x[0], y[0], 0)
+	z[1], b = bits.Sub64(x[1], y[1], b)
+	z[2], b = bits.Sub64(x[2], y[2], b)
+	z[3], b = bits.Sub64(x[3], y[3], b)
+	return z, b
+}
+
+// add returns x + y and the carry out.
+func (x *scalar) add(y *scalar) (scalar, uint64) {
+	var z scalar
+	var c uint64
+	z[0], c = bits.Add64(x[0], y[0], 0)
+	z[1], c = bits.Add64(x[1], y[1], c)
+	z[2], c = bits.Add64(x[2], y[2], c)
+	z[3], c = bits.Add64(x[3], y[3], c)
+	return z, c
+}
+
+// lessThanN reports whether x < n.
+func (x *scalar) lessThanN() bool {
+	_, b := x.sub(&scalarN)
+	return b == 1
+}
+
+// reduceOnce returns x mod n for x < 2n, which holds for any 256-bit x
+// (n > 2^255).
+func (x *scalar) reduceOnce() scalar {
+	if d, b := x.sub(&scalarN); b == 0 {
+		return d
+	}
+	return *x
+}
+
+// montMul returns x·y·2^-256 mod n for x, y < n: Montgomery multiplication,
+// coarsely integrated operand scanning (CIOS).
+func montMul(x, y *scalar) scalar {
+	var t [6]uint64
+	for i := range 4 {
+		// t += x·y[i]
+		var c uint64
+		for j := range 4 {
+			hi, lo := bits.Mul64(x[j], y[i])
+			var k uint64
+			lo, k = bits.Add64(lo, t[j], 0)
+			hi += k
+			lo, k = bits.Add64(lo, c, 0)
+			hi += k
+			t[j], c = lo, hi
+		}
+		t[4], c = bits.Add64(t[4], c, 0)
+		t[5] = c
+		// t = (t + m·n) / 2^64, with m chosen to make the low limb zero.
+		m := t[0] * scalarNInv
+		hi, lo := bits.Mul64(m, scalarN[0])
+		_, k := bits.Add64(lo, t[0], 0)
+		c = hi + k
+		for j := 1; j < 4; j++ {
+			hi, lo = bits.Mul64(m, scalarN[j])
+			lo, k = bits.Add64(lo, t[j], 0)
+			hi += k
+			lo, k = bits.Add64(lo, c, 0)
+			hi += k
+			t[j-1], c = lo, hi
+		}
+		t[3], k = bits.Add64(t[4], c, 0)
+		t[4] = t[5] + k
+	}
+	// t < 2n: one subtraction brings it below n.
+	z := scalar{t[0], t[1], t[2], t[3]}
+	if d, b := z.sub(&scalarN); t[4] != 0 || b == 0 {
+		return d
+	}
+	return z
+}
+
+// mulMod returns x·y mod n for x, y < n.
+func mulMod(x, y *scalar) scalar {
+	t := montMul(x, y) // x·y/R
+	return montMul(&t, &scalarRR)
+}
+
+// invMod returns x⁻¹ mod n for 0 < x < n, by the binary extended Euclidean
+// algorithm (Menezes et al., Handbook of Applied Cryptography, 14.61,
+// for an odd prime modulus), shifting out runs of zero bits at once. It
+// runs in variable time. Any other x has no inverse and gives 0.
+func invMod(x *scalar) scalar {
+	if x.isZero() || !x.lessThanN() {
+		return scalar{} // and the loop below would not end
+	}
+	u, v := *x, scalarN
+	a, c := scalar{1}, scalar{} // invariants: a·x ≡ u, c·x ≡ v (mod n)
+	one := scalar{1}
+	for u != one && v != one {
+		for u[0]&1 == 0 {
+			k := uint(min(bits.TrailingZeros64(u[0]), 63))
+			u.shiftRight(k, 0)
+			a.divPow2Mod(k)
+		}
+		for v[0]&1 == 0 {
+			k := uint(min(bits.TrailingZeros64(v[0]), 63))
+			v.shiftRight(k, 0)
+			c.divPow2Mod(k)
+		}
+		if d, b := u.sub(&v); b == 0 {
+			u = d
+			a = subMod(&a, &c)
+		} else {
+			v, _ = v.sub(&u)
+			c = subMod(&c, &a)
+		}
+	}
+	if u == one {
+		return a
+	}
+	return c
+}
+
+// shiftRight shifts x right by k bits, 0 < k < 64, shifting in the low k
+// bits of top as the new most significant bits.
+func (x *scalar) shiftRight(k uint, top uint64) {
+	x[0] = x[0]>>k | x[1]<<(64-k)
+	x[1] = x[1]>>k | x[2]<<(64-k)
+	x[2] = x[2]>>k | x[3]<<(64-k)
+	x[3] = x[3]>>k | top<<(64-k)
+}
+
+// divPow2Mod sets x to x/2^k mod n for x < n and 0 < k < 64: it adds the
+// multiple m·n (m < 2^k) of n that makes the low k bits zero, as a
+// Montgomery reduction step does, and shifts them out. The sum is below
+// 2^k·n, so the result is below n.
+func (x *scalar) divPow2Mod(k uint) {
+	m := x[0] * scalarNInv & (1<<k - 1)
+	var t scalar
+	var c, top uint64
+	for j := range 4 {
+		hi, lo := bits.Mul64(m, scalarN[j])
+		var k1, k2 uint64
+		lo, k1 = bits.Add64(lo, x[j], 0)
+		lo, k2 = bits.Add64(lo, c, 0)
+		t[j], c = lo, hi+k1+k2
+	}
+	top = c
+	t.shiftRight(k, top)
+	*x = t
+}
+
+// subMod returns x - y mod n for x, y < n.
+func subMod(x, y *scalar) scalar {
+	d, b := x.sub(y)
+	if b == 1 {
+		d, _ = d.add(&scalarN)
+	}
+	return d
+}
