@@ -2,9 +2,7 @@ package protocol
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -15,7 +13,18 @@ const EmptyBodyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7
 // BodyHash returns the lower-case hex SHA-256 of body.
 func BodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:])
+	return lowerHex(sum[:])
+}
+
+// lowerHex is encoding/hex.EncodeToString, whose package imports fmt (see
+// doc.go).
+func lowerHex(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
 }
 
 // Message holds the inputs of a canonical string. Target is the TARGET line,
@@ -60,7 +69,7 @@ func (m *Message) Bytes() ([]byte, error) {
 		b = append(b, '\n')
 		b = append(b, m.Authority...)
 	default:
-		return nil, fmt.Errorf("amesh: unsupported version %q", m.Version)
+		return nil, errors.New("amesh: unsupported version " + strconv.Quote(m.Version))
 	}
 	b = append(b, '\n')
 	b = append(b, m.Target...)
@@ -83,7 +92,7 @@ func canonicalMethod(m string) (string, error) {
 	for i := 0; i < len(m); i++ {
 		c := m[i]
 		if !isTchar(c) {
-			return "", fmt.Errorf("amesh: method %q is not a token", m)
+			return "", errors.New("amesh: method " + strconv.Quote(m) + " is not a token")
 		}
 		if c >= 'a' && c <= 'z' {
 			upper = false
@@ -149,7 +158,7 @@ func Authority(hostport, scheme string) (string, error) {
 		for i := 0; i < len(host); i++ {
 			c := host[i]
 			if !(isAlpha(c) || c >= '0' && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0) {
-				return "", fmt.Errorf("amesh: authority: character %q not allowed in a host", c)
+				return "", errors.New("amesh: authority: character " + strconv.QuoteRune(rune(c)) + " not allowed in a host")
 			}
 		}
 	}

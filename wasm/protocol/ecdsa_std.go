@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"errors"
-	"fmt"
 )
 
 // This file holds the ECDSA back end of native builds: crypto/ecdsa, with
@@ -28,7 +27,7 @@ func decompressPoint(pk *PublicKey, b []byte) error {
 	y.FillBytes(u[33:])
 	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), u[:])
 	if err != nil {
-		return fmt.Errorf("amesh: public key: %w", err)
+		return wrap("amesh: public key", err)
 	}
 	pk.key = k
 	return nil

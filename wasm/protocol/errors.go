@@ -1,9 +1,6 @@
 package protocol
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 // Code is a public error code: the value of the "error" member of the JSON
 // body a verifier sends with a rejection. Every code maps to exactly one HTTP
@@ -97,8 +94,24 @@ var (
 	ErrUnsupportedVersion = &HeaderError{Code: CodeUnsupportedVersion}
 )
 
-func malformed(format string, args ...any) error {
-	return &HeaderError{Code: CodeMalformedHeader, Detail: fmt.Sprintf(format, args...)}
+func malformed(detail string) error {
+	return &HeaderError{Code: CodeMalformedHeader, Detail: detail}
+}
+
+// wrapError is the error fmt.Errorf("prefix: %w", err) returns, made
+// without fmt (see doc.go).
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
+
+// wrap returns an error that reads "prefix: " and err's text, and unwraps
+// to err, as fmt.Errorf("prefix: %w", err) does.
+func wrap(prefix string, err error) error {
+	return &wrapError{msg: prefix + ": " + err.Error(), err: err}
 }
 
 // ErrNonceStoreFull is returned by a NonceStore that has no room for another

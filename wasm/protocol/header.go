@@ -53,7 +53,7 @@ func ParseAuthorization(values []string) (*Header, error) {
 	// The decision path defers the curve check to keep verification cheap;
 	// standalone parsing does the full check.
 	if _, err := ParsePublicKey(h.Key[:]); err != nil {
-		return nil, malformed("id: %v", err)
+		return nil, malformed("id: " + err.Error())
 	}
 	return h, nil
 }
@@ -73,7 +73,7 @@ func parseAuthorization(values []string) (*Header, error) {
 		return nil, ErrMissingHeader
 	case 1:
 	default:
-		return nil, malformed("%d Authorization headers, want exactly one", len(values))
+		return nil, malformed(strconv.Itoa(len(values)) + " Authorization headers, want exactly one")
 	}
 	return parseValue(values[0])
 }
@@ -83,14 +83,14 @@ var paramNames = [...]string{"v", "id", "ts", "nonce", "sig"}
 
 func parseValue(value string) (*Header, error) {
 	if len(value) > MaxHeaderBytes {
-		return nil, malformed("header is %d bytes, limit %d", len(value), MaxHeaderBytes)
+		return nil, malformed("header is " + strconv.Itoa(len(value)) + " bytes, limit " + strconv.Itoa(MaxHeaderBytes))
 	}
 	s := trimOWS(value)
 	if s == "" {
 		return nil, ErrMissingHeader
 	}
 	if len(s) < len(Scheme) || !strings.EqualFold(s[:len(Scheme)], Scheme) {
-		return nil, malformed("scheme is not %s", Scheme)
+		return nil, malformed("scheme is not " + Scheme)
 	}
 	s = s[len(Scheme):]
 	if s == "" || s[0] != ' ' {
@@ -109,12 +109,12 @@ func parseValue(value string) (*Header, error) {
 		}
 		rest = trimLeftOWS(rest)
 		if rest == "" || rest[0] != '=' {
-			return nil, malformed("parameter %q has no value", name)
+			return nil, malformed("parameter " + strconv.Quote(name) + " has no value")
 		}
 		rest = trimLeftOWS(rest[1:])
 		var val string
 		if val, rest, ok = cutValue(rest); !ok {
-			return nil, malformed("parameter %q: bad value", name)
+			return nil, malformed("parameter " + strconv.Quote(name) + ": bad value")
 		}
 		idx := -1
 		for i, n := range paramNames {
@@ -123,10 +123,10 @@ func parseValue(value string) (*Header, error) {
 			}
 		}
 		if idx < 0 {
-			return nil, malformed("unknown parameter %q", name)
+			return nil, malformed("unknown parameter " + strconv.Quote(name))
 		}
 		if seen&(1<<idx) != 0 {
-			return nil, malformed("duplicate parameter %q", name)
+			return nil, malformed("duplicate parameter " + strconv.Quote(name))
 		}
 		seen |= 1 << idx
 		vals[idx] = val
@@ -136,7 +136,7 @@ func parseValue(value string) (*Header, error) {
 			break
 		}
 		if rest[0] != ',' {
-			return nil, malformed("unexpected %q after parameter %q", rest[0], name)
+			return nil, malformed("unexpected " + strconv.QuoteRune(rune(rest[0])) + " after parameter " + strconv.Quote(name))
 		}
 		s = trimLeftOWS(rest[1:])
 	}
@@ -152,7 +152,7 @@ func parseValue(value string) (*Header, error) {
 	}
 	for i, n := range paramNames {
 		if seen&(1<<i) == 0 {
-			return nil, malformed("no %s parameter", n)
+			return nil, malformed("no " + n + " parameter")
 		}
 	}
 
@@ -163,18 +163,18 @@ func parseValue(value string) (*Header, error) {
 	copy(h.Key[:], key)
 
 	if h.Timestamp, err = parseDigits(h.TS); err != nil {
-		return nil, malformed("ts: %v", err)
+		return nil, malformed("ts: " + err.Error())
 	}
 
 	if h.NonceBytes, err = base64.RawURLEncoding.Strict().DecodeString(h.Nonce); err != nil {
 		return nil, malformed("nonce is not unpadded base64url")
 	}
 	if n := len(h.NonceBytes); n < MinNonceBytes || n > MaxNonceBytes {
-		return nil, malformed("nonce is %d bytes, want %d to %d", n, MinNonceBytes, MaxNonceBytes)
+		return nil, malformed("nonce is " + strconv.Itoa(n) + " bytes, want " + strconv.Itoa(MinNonceBytes) + " to " + strconv.Itoa(MaxNonceBytes))
 	}
 
 	if len(h.Sig) != 86 {
-		return nil, malformed("sig is %d characters, want 86", len(h.Sig))
+		return nil, malformed("sig is " + strconv.Itoa(len(h.Sig)) + " characters, want 86")
 	}
 	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // PublicKeySize is the length of a compressed P-256 point.
@@ -50,7 +50,8 @@ const UncompressedKeySize = 65
 // on the curve.
 func ParsePublicKey(b []byte) (*PublicKey, error) {
 	if len(b) != PublicKeySize {
-		return nil, fmt.Errorf("amesh: public key is %d bytes, want %d (compressed P-256 point)", len(b), PublicKeySize)
+		return nil, errors.New("amesh: public key is " + strconv.Itoa(len(b)) + " bytes, want " +
+			strconv.Itoa(PublicKeySize) + " (compressed P-256 point)")
 	}
 	if !plausibleCompressed(b) {
 		return nil, errors.New("amesh: public key is not a compressed P-256 point")
@@ -99,7 +100,7 @@ func DecodePublicKey(s string) (*PublicKey, error) {
 // are exactly 44 base64 characters, so neither form ever has padding.
 func decodeKeyString(s string) ([]byte, error) {
 	if len(s) != 44 {
-		return nil, fmt.Errorf("amesh: public key is %d characters, want 44", len(s))
+		return nil, errors.New("amesh: public key is " + strconv.Itoa(len(s)) + " characters, want 44")
 	}
 	enc := base64.StdEncoding
 	for i := 0; i < len(s); i++ {
@@ -110,10 +111,10 @@ func decodeKeyString(s string) ([]byte, error) {
 	}
 	b, err := enc.Strict().DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("amesh: public key is not base64: %w", err)
+		return nil, wrap("amesh: public key is not base64", err)
 	}
 	if len(b) != PublicKeySize {
-		return nil, fmt.Errorf("amesh: public key is %d bytes, want %d", len(b), PublicKeySize)
+		return nil, errors.New("amesh: public key is " + strconv.Itoa(len(b)) + " bytes, want " + strconv.Itoa(PublicKeySize))
 	}
 	return b, nil
 }
@@ -181,7 +182,7 @@ func IsLowS(sig []byte) bool {
 // protocol's rules: r and s in range, s low, then ECDSA.
 func (k *PublicKey) VerifyDigest(digest []byte, sig []byte) error {
 	if len(sig) != SignatureSize {
-		return fmt.Errorf("signature is %d bytes, want %d", len(sig), SignatureSize)
+		return errors.New("signature is " + strconv.Itoa(len(sig)) + " bytes, want " + strconv.Itoa(SignatureSize))
 	}
 	var a [SignatureSize]byte
 	copy(a[:], sig)
@@ -206,7 +207,7 @@ func (k *PublicKey) Verify(message, sig []byte) error {
 // crypto/ecdsa return either.
 func NormalizeLowS(sig []byte) error {
 	if len(sig) != SignatureSize {
-		return fmt.Errorf("amesh: signature is %d bytes, want %d", len(sig), SignatureSize)
+		return errors.New("amesh: signature is " + strconv.Itoa(len(sig)) + " bytes, want " + strconv.Itoa(SignatureSize))
 	}
 	if IsLowS(sig) {
 		return nil

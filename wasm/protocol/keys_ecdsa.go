@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -25,7 +24,7 @@ func NewPublicKey(k *ecdsa.PublicKey) (*PublicKey, error) {
 	}
 	u, err := k.Bytes()
 	if err != nil {
-		return nil, fmt.Errorf("amesh: public key: %w", err)
+		return nil, wrap("amesh: public key", err)
 	}
 	pk := &PublicKey{key: k}
 	copy(pk.uncompressed[:], u)
@@ -72,7 +71,7 @@ func NewPrivateKey(k *ecdsa.PrivateKey, rand io.Reader) (*PrivateKey, error) {
 func GeneratePrivateKey(rand io.Reader) (*PrivateKey, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand)
 	if err != nil {
-		return nil, fmt.Errorf("amesh: generate key: %w", err)
+		return nil, wrap("amesh: generate key", err)
 	}
 	return NewPrivateKey(k, rand)
 }
@@ -81,7 +80,7 @@ func GeneratePrivateKey(rand io.Reader) (*PrivateKey, error) {
 func ParsePrivateKey(scalar []byte) (*PrivateKey, error) {
 	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), scalar)
 	if err != nil {
-		return nil, fmt.Errorf("amesh: private key: %w", err)
+		return nil, wrap("amesh: private key", err)
 	}
 	return NewPrivateKey(k, nil)
 }
@@ -99,7 +98,7 @@ func (k *PrivateKey) Bytes() ([]byte, error) { return k.key.Bytes() }
 func (k *PrivateKey) SignDigest(digest []byte) ([]byte, error) {
 	der, err := ecdsa.SignASN1(k.rand, k.key, digest)
 	if err != nil {
-		return nil, fmt.Errorf("amesh: sign: %w", err)
+		return nil, wrap("amesh: sign", err)
 	}
 	r, s, err := parseDERSignature(der)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -47,7 +46,7 @@ func SignRequest(s Signer, p SignParams) (*Signed, error) {
 	}
 	pub, err := ParsePublicKey(s.PublicKey())
 	if err != nil {
-		return nil, fmt.Errorf("amesh: signer: %w", err)
+		return nil, wrap("amesh: signer", err)
 	}
 	target, err := CanonicalTarget(p.Target)
 	if err != nil {
@@ -62,11 +61,12 @@ func SignRequest(s Signer, p SignParams) (*Signed, error) {
 			err = readRandom(nonce)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("amesh: nonce: %w", err)
+			return nil, wrap("amesh: nonce", err)
 		}
 	}
 	if len(nonce) < MinNonceBytes || len(nonce) > MaxNonceBytes {
-		return nil, fmt.Errorf("amesh: nonce of %d bytes, want %d to %d", len(nonce), MinNonceBytes, MaxNonceBytes)
+		return nil, errors.New("amesh: nonce of " + strconv.Itoa(len(nonce)) + " bytes, want " +
+			strconv.Itoa(MinNonceBytes) + " to " + strconv.Itoa(MaxNonceBytes))
 	}
 	if p.Time.IsZero() {
 		return nil, errors.New("amesh: signing time not set")
@@ -82,17 +82,17 @@ func SignRequest(s Signer, p SignParams) (*Signed, error) {
 	digest := sha256.Sum256(msg)
 	sig, err := s.SignDigest(digest[:])
 	if err != nil {
-		return nil, fmt.Errorf("amesh: sign request: %w", err)
+		return nil, wrap("amesh: sign request", err)
 	}
 	if len(sig) != SignatureSize {
-		return nil, fmt.Errorf("amesh: signer returned %d bytes, want %d", len(sig), SignatureSize)
+		return nil, errors.New("amesh: signer returned " + strconv.Itoa(len(sig)) + " bytes, want " + strconv.Itoa(SignatureSize))
 	}
 	sig = append([]byte(nil), sig...)
 	if err := NormalizeLowS(sig); err != nil {
 		return nil, err
 	}
 	if err := pub.VerifyDigest(digest[:], sig); err != nil {
-		return nil, fmt.Errorf("amesh: signer produced an invalid signature: %w", err)
+		return nil, wrap("amesh: signer produced an invalid signature", err)
 	}
 	h := FormatHeader(p.Version, pub.String(), ts, nonceStr, base64.RawURLEncoding.EncodeToString(sig))
 	return &Signed{Authorization: h, Canonical: msg}, nil

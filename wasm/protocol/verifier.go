@@ -3,10 +3,9 @@ package protocol
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -110,7 +109,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		cfg.ClockSkew = DefaultClockSkew
 	}
 	if cfg.ClockSkew < time.Second {
-		return nil, fmt.Errorf("amesh: clock skew %v is below one second", cfg.ClockSkew)
+		return nil, errors.New("amesh: clock skew " + cfg.ClockSkew.String() + " is below one second")
 	}
 	if cfg.NonceTTL == 0 {
 		cfg.NonceTTL = DefaultNonceTTL
@@ -132,7 +131,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 			for _, scheme := range [...]string{"http", "https"} {
 				n, err := Authority(a, scheme)
 				if err != nil {
-					return nil, fmt.Errorf("amesh: configured authority %q: %w", a, err)
+					return nil, wrap("amesh: configured authority "+strconv.Quote(a), err)
 				}
 				v.authorities[scheme+" "+n] = true
 			}
@@ -245,16 +244,17 @@ func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
 			return nil, Result{Code: CodeMalformedHeader, Reason: ReasonMalformedHeader, Version: h.V, Err: err}
 		}
 		return nil, Result{Code: CodeUnauthorized, Reason: ReasonUnknownKey, Version: h.V,
-			Err: fmt.Errorf("key %s (%s) is not in the allow list", h.ID, DeviceID(h.Key[:]))}
+			Err: errors.New("key " + h.ID + " (" + DeviceID(h.Key[:]) + ") is not in the allow list")}
 	}
 	fail := func(reason Reason, err error) (*Check, Result) {
 		return nil, Result{Code: CodeUnauthorized, Reason: reason, Device: dev, Version: h.V, Err: err}
 	}
 	if dev.Role != RoleController {
-		return fail(ReasonRoleRejected, fmt.Errorf("device %s has role %q, not controller", dev.ID, dev.Role))
+		return fail(ReasonRoleRejected, errors.New("device "+dev.ID+" has role "+strconv.Quote(dev.Role)+", not controller"))
 	}
 	if d := now.Unix() - h.Timestamp; d > v.skewSeconds || d < -v.skewSeconds {
-		return fail(ReasonTimestampRange, fmt.Errorf("ts %d is %ds from now, allowed ±%ds", h.Timestamp, d, v.skewSeconds))
+		return fail(ReasonTimestampRange, errors.New("ts "+strconv.FormatInt(h.Timestamp, 10)+" is "+strconv.FormatInt(d, 10)+
+			"s from now, allowed ±"+strconv.FormatInt(v.skewSeconds, 10)+"s"))
 	}
 	c := &Check{v: v, hdr: h, device: dev}
 	if h.V == Version2 {
@@ -267,7 +267,7 @@ func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
 			return fail(ReasonWrongAudience, err)
 		}
 		if v.authorities != nil && !v.authorities[scheme+" "+c.auth] {
-			return fail(ReasonWrongAudience, fmt.Errorf("authority %q is not one this verifier answers for", c.auth))
+			return fail(ReasonWrongAudience, errors.New("authority "+strconv.Quote(c.auth)+" is not one this verifier answers for"))
 		}
 	}
 	if c.target, err = CanonicalTarget(req.Target); err != nil {
@@ -304,7 +304,7 @@ func (c *Check) AddBodyDigest(size int64, sum [sha256.Size]byte) Result {
 	}
 	h := c.hdr
 	m := Message{Version: h.V, Method: c.method, Authority: c.auth, Target: c.target,
-		TS: h.TS, Nonce: h.Nonce, BodyHash: hex.EncodeToString(sum[:])}
+		TS: h.TS, Nonce: h.Nonce, BodyHash: lowerHex(sum[:])}
 	msg, err := m.Bytes()
 	if err != nil {
 		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadTarget, err
@@ -325,7 +325,7 @@ func (c *Check) checkSize(size int64) (Result, bool) {
 	res := Result{Device: c.device, Version: c.hdr.V}
 	if size > c.v.cfg.MaxBodyBytes || size < 0 {
 		res.Code, res.Reason = CodePayloadTooLarge, ReasonPayloadTooLarge
-		res.Err = fmt.Errorf("body of %d bytes, limit %d", size, c.v.cfg.MaxBodyBytes)
+		res.Err = errors.New("body of " + strconv.FormatInt(size, 10) + " bytes, limit " + strconv.FormatInt(c.v.cfg.MaxBodyBytes, 10))
 		return res, false
 	}
 	return res, true
@@ -382,7 +382,7 @@ func (c *Check) Finish(ctx context.Context, now time.Time, sigErr error) Result 
 	case err != nil:
 		res.Code, res.Reason, res.Err = CodeUnavailable, ReasonNonceStore, err
 	case !fresh:
-		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonReplay, fmt.Errorf("nonce %s already used", c.hdr.Nonce)
+		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonReplay, errors.New("nonce "+c.hdr.Nonce+" already used")
 	default:
 		res.Reason = ReasonOK
 	}
