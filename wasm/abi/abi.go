@@ -18,14 +18,15 @@
 // A field appears at most once unless the record's description says it
 // repeats.
 //
-// The package is pure Go with no dependency beyond the standard library's
-// encoding helpers, so that it costs the guest little and fuzzes natively.
+// The package is pure Go with no dependency beyond errors and strconv, so
+// that it costs the guest little and fuzzes natively. In particular it
+// avoids fmt and encoding/binary, which link reflect into amesh.wasm (see
+// the package documentation of wasm/protocol).
 package abi
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // Version is the ABI version, returned by the guest's amesh_abi_version
@@ -44,29 +45,50 @@ const MaxRecordSize = 64 << 20
 // ErrRecord is wrapped by every decoding error.
 var ErrRecord = errors.New("abi: malformed record")
 
-func recordErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrRecord, fmt.Sprintf(format, args...))
+// recordError is a decoding error: ErrRecord's text, a colon and the
+// detail. It unwraps to ErrRecord.
+type recordError struct{ detail string }
+
+func (e *recordError) Error() string { return ErrRecord.Error() + ": " + e.detail }
+func (e *recordError) Unwrap() error { return ErrRecord }
+
+func recordErr(detail string) error { return &recordError{detail} }
+
+// itoa formats a length, offset or tag (never negative) for an error.
+func itoa[T ~int | ~uint32 | ~uint8](v T) string { return strconv.FormatUint(uint64(v), 10) }
+
+// uint32LE and putUint32LE are encoding/binary's LittleEndian.Uint32 and
+// PutUint32: that package imports reflect.
+func uint32LE(b []byte) uint32 {
+	_ = b[3] // one bounds check
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+func putUint32LE(b []byte, v uint32) {
+	_ = b[3]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }
 
 // Fields calls fn for every field of rec in order, after checking that each
 // field's length stays inside rec. The value passed to fn aliases rec.
 func Fields(rec []byte, fn func(tag byte, val []byte) error) error {
 	if len(rec) > MaxRecordSize {
-		return recordErr("record of %d bytes, limit %d", len(rec), MaxRecordSize)
+		return recordErr("record of " + itoa(len(rec)) + " bytes, limit " + itoa(MaxRecordSize))
 	}
 	for off := 0; off < len(rec); {
 		if len(rec)-off < HeaderSize {
-			return recordErr("truncated field header at offset %d", off)
+			return recordErr("truncated field header at offset " + itoa(off))
 		}
 		tag := rec[off]
-		n := binary.LittleEndian.Uint32(rec[off+1:])
+		n := uint32LE(rec[off+1:])
 		off += HeaderSize
 		// Compare in uint64 so that a huge length cannot wrap around.
 		if uint64(n) > uint64(len(rec)-off) {
-			return recordErr("field %d at offset %d claims %d bytes, %d left", tag, off-HeaderSize, n, len(rec)-off)
+			return recordErr("field " + itoa(tag) + " at offset " + itoa(off-HeaderSize) + " claims " + itoa(n) +
+				" bytes, " + itoa(len(rec)-off) + " left")
 		}
 		if tag == 0 {
-			return recordErr("tag 0 at offset %d", off-HeaderSize)
+			return recordErr("tag 0 at offset " + itoa(off-HeaderSize))
 		}
 		if err := fn(tag, rec[off:off+int(n)]); err != nil {
 			return err
@@ -79,9 +101,9 @@ func Fields(rec []byte, fn func(tag byte, val []byte) error) error {
 // Int decodes an integer field value.
 func Int(val []byte) (int64, error) {
 	if len(val) != 8 {
-		return 0, recordErr("integer of %d bytes, want 8", len(val))
+		return 0, recordErr("integer of " + itoa(len(val)) + " bytes, want 8")
 	}
-	return int64(binary.LittleEndian.Uint64(val)), nil
+	return int64(uint32LE(val)) | int64(uint32LE(val[4:]))<<32, nil
 }
 
 // Bool decodes a boolean field value.
@@ -100,8 +122,7 @@ type Encoder struct {
 }
 
 func (e *Encoder) header(tag byte, n int) {
-	e.Buf = append(e.Buf, tag, 0, 0, 0, 0)
-	binary.LittleEndian.PutUint32(e.Buf[len(e.Buf)-4:], uint32(n))
+	e.Buf = append(e.Buf, tag, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
 }
 
 // Bytes appends a byte-string field.
@@ -119,7 +140,7 @@ func (e *Encoder) String(tag byte, v string) {
 // Int appends an integer field.
 func (e *Encoder) Int(tag byte, v int64) {
 	e.header(tag, 8)
-	e.Buf = binary.LittleEndian.AppendUint64(e.Buf, uint64(v))
+	e.Buf = append(e.Buf, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
 }
 
 // Bool appends a boolean field.
@@ -137,7 +158,7 @@ func (e *Encoder) Record(tag byte, fill func(*Encoder)) {
 	start := len(e.Buf)
 	e.header(tag, 0)
 	fill(e)
-	binary.LittleEndian.PutUint32(e.Buf[start+1:], uint32(len(e.Buf)-start-HeaderSize))
+	putUint32LE(e.Buf[start+1:], uint32(len(e.Buf)-start-HeaderSize))
 }
 
 // seen tracks which tags of a record were present, to reject duplicates.
@@ -146,7 +167,7 @@ type seen [4]uint64
 func (s *seen) mark(tag byte) error {
 	bit := uint64(1) << (tag % 64)
 	if s[tag/64]&bit != 0 {
-		return recordErr("field %d repeated", tag)
+		return recordErr("field " + itoa(tag) + " repeated")
 	}
 	s[tag/64] |= bit
 	return nil
@@ -159,5 +180,5 @@ func unknown(record string, tag byte) error {
 	if tag >= 128 {
 		return nil
 	}
-	return recordErr("%s: unknown field %d", record, tag)
+	return recordErr(record + ": unknown field " + itoa(tag))
 }
