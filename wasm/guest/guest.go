@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -85,7 +84,7 @@ var errNotConfigured = errors.New("amesh_configure has not succeeded yet")
 type brokenList struct{}
 
 func (brokenList) Lookup([protocol.PublicKeySize]byte) (*protocol.Device, error) {
-	return nil, fmt.Errorf("allow list (reported by the host): %w", protocol.ErrIntegrity)
+	return nil, wrap("allow list (reported by the host)", protocol.ErrIntegrity)
 }
 
 // nonces is the guest's NonceStore: the host's store through the
@@ -144,7 +143,7 @@ func (g *guest) configure(rec []byte) error {
 			k, err = protocol.DecodePublicKey(string(e.Key))
 		}
 		if err != nil {
-			return fmt.Errorf("allow-list entry %d: %w", i, err)
+			return wrap("allow-list entry "+strconv.Itoa(i), err)
 		}
 		devs = append(devs, &protocol.Device{ID: e.ID, Name: e.Name, Role: e.Role, Key: k})
 	}
@@ -153,10 +152,10 @@ func (g *guest) configure(rec []byte) error {
 		return err
 	}
 	if c.NonceStore != abi.NonceStoreGuest && c.NonceStore != abi.NonceStoreHost {
-		return fmt.Errorf("nonce store %d is neither guest (0) nor host (1)", c.NonceStore)
+		return errors.New("nonce store " + itoa(c.NonceStore) + " is neither guest (0) nor host (1)")
 	}
 	if c.Crypto != abi.CryptoHost && c.Crypto != abi.CryptoGuest {
-		return fmt.Errorf("crypto %d is neither host (0) nor guest (1)", c.Crypto)
+		return errors.New("crypto " + itoa(c.Crypto) + " is neither host (0) nor guest (1)")
 	}
 	if c.MaxPending < 0 || c.NonceCapacity < 0 || c.NonceCapacity > 1<<26 {
 		return errors.New("negative max_pending, or nonce capacity out of range")
@@ -270,7 +269,7 @@ func decision(res *abi.Result, r protocol.Result) {
 // hold stores p under a new handle, or fails when too many are held.
 func (g *guest) hold(p *pending) (int64, error) {
 	if len(g.pending) >= g.maxPending {
-		return 0, fmt.Errorf("%d prepared calls are pending, the configured limit", len(g.pending))
+		return 0, errors.New(strconv.Itoa(len(g.pending)) + " prepared calls are pending, the configured limit")
 	}
 	for {
 		g.lastHandle = g.lastHandle%maxHandles + 1
@@ -323,7 +322,7 @@ func (g *guest) prepare(rec []byte, res *abi.Result) error {
 func (g *guest) take(handle int64) (*pending, error) {
 	p := g.pending[handle]
 	if p == nil {
-		return nil, fmt.Errorf("no pending call with handle %d", handle)
+		return nil, errors.New("no pending call with handle " + itoa(handle))
 	}
 	delete(g.pending, handle)
 	return p, nil
@@ -337,10 +336,10 @@ func (g *guest) commit(handle int64, sigStatus, nonceStatus int32, res *abi.Resu
 		return err
 	}
 	if p.check == nil {
-		return fmt.Errorf("handle %d is a signature, not a check", handle)
+		return errors.New("handle " + itoa(handle) + " is a signature, not a check")
 	}
 	if nonceStatus < abi.CommitNonceByGuest || nonceStatus > abi.CommitNonceFailure {
-		return fmt.Errorf("nonce_status %d out of range", nonceStatus)
+		return errors.New("nonce_status " + itoa(nonceStatus) + " out of range")
 	}
 	var sigErr error
 	switch sigStatus {
@@ -350,7 +349,7 @@ func (g *guest) commit(handle int64, sigStatus, nonceStatus int32, res *abi.Resu
 	case abi.SigUnsupported:
 		sigErr = g.verifySignature(p.check)
 	default:
-		return fmt.Errorf("sig_status %d out of range", sigStatus)
+		return errors.New("sig_status " + itoa(sigStatus) + " out of range")
 	}
 	g.nonces.override = nonceStatus
 	r := p.check.Finish(context.Background(), p.now, sigErr)
@@ -372,7 +371,7 @@ func (g *guest) signParams(rec []byte) (*protocol.SignParams, []byte, error) {
 		return nil, nil, err
 	}
 	if len(sp.Key) != protocol.PublicKeySize {
-		return nil, nil, fmt.Errorf("signer key of %d bytes, want %d", len(sp.Key), protocol.PublicKeySize)
+		return nil, nil, errors.New("signer key of " + strconv.Itoa(len(sp.Key)) + " bytes, want " + strconv.Itoa(protocol.PublicKeySize))
 	}
 	// The record's bytes alias the host's input buffer, which the next call
 	// overwrites; a prepared signature outlives this call, so it copies.
@@ -398,7 +397,7 @@ func (g *guest) signParams(rec []byte) (*protocol.SignParams, []byte, error) {
 	if p.Nonce == nil {
 		p.Nonce = make([]byte, 16)
 		if err := g.host.Random(p.Nonce); err != nil {
-			return nil, nil, fmt.Errorf("nonce: %w", err)
+			return nil, nil, wrap("nonce", err)
 		}
 	}
 	return p, bytes.Clone(sp.Key), nil
@@ -533,10 +532,10 @@ func (g *guest) signFinish(handle int64, sig []byte, res *abi.Result) error {
 		return err
 	}
 	if p.sign == nil {
-		return fmt.Errorf("handle %d is a check, not a signature", handle)
+		return errors.New("handle " + itoa(handle) + " is a check, not a signature")
 	}
 	if len(sig) != protocol.SignatureSize {
-		return fmt.Errorf("signature of %d bytes, want %d", len(sig), protocol.SignatureSize)
+		return errors.New("signature of " + strconv.Itoa(len(sig)) + " bytes, want " + strconv.Itoa(protocol.SignatureSize))
 	}
 	s, err := protocol.SignRequest(givenSigner{p.key, p.digest, sig}, *p.sign)
 	if err != nil {
@@ -554,7 +553,7 @@ func (g *guest) call(work func(res *abi.Result) error) []byte {
 	err := func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {
-				err = fmt.Errorf("guest panic: %v", p)
+				err = errors.New("guest panic: " + panicText(p))
 				g.host.Log(abi.LogError, "amesh.wasm: "+err.Error())
 			}
 		}()
@@ -568,4 +567,42 @@ func (g *guest) call(work func(res *abi.Result) error) []byte {
 	n := uint32(len(g.out.Buf) - 4)
 	g.out.Buf[0], g.out.Buf[1], g.out.Buf[2], g.out.Buf[3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
 	return g.out.Buf
+}
+
+// The guest does not import fmt, which would link reflect into amesh.wasm
+// (see the package documentation of wasm/protocol); these stand in for it.
+
+// wrapError is the error fmt.Errorf("prefix: %w", err) returns.
+type wrapError struct {
+	msg string
+	err error
+}
+
+func (e *wrapError) Error() string { return e.msg }
+func (e *wrapError) Unwrap() error { return e.err }
+
+// wrap returns an error that reads "prefix: " and err's text, and unwraps
+// to err, as fmt.Errorf("prefix: %w", err) does.
+func wrap(prefix string, err error) error {
+	return &wrapError{msg: prefix + ": " + err.Error(), err: err}
+}
+
+// itoa formats a number from a record or an export's arguments.
+func itoa[T ~int32 | ~int64](v T) string { return strconv.FormatInt(int64(v), 10) }
+
+// panicText formats a recovered panic value as fmt's %v does for what
+// panics carry: errors (runtime errors included), Stringers, strings and
+// integers. Anything else would need reflect to print.
+func panicText(p any) string {
+	switch v := p.(type) {
+	case error:
+		return v.Error()
+	case interface{ String() string }:
+		return v.String()
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	}
+	return "a value that is not an error, a string or an int"
 }

@@ -2,7 +2,7 @@ package main
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
 
 	"github.com/amesh-go/amesh/wasm/abi"
 )
@@ -44,7 +44,8 @@ func (b *buffers) input(ptr, n uint32) ([]byte, error) {
 		return nil, errBadPointer
 	}
 	if uint64(n) > uint64(len(buf)) {
-		return nil, fmt.Errorf("abi: length %d exceeds the %d-byte buffer at %d", n, len(buf), ptr)
+		return nil, errors.New("abi: length " + strconv.FormatUint(uint64(n), 10) + " exceeds the " +
+			strconv.Itoa(len(buf)) + "-byte buffer at " + strconv.FormatUint(uint64(ptr), 10))
 	}
 	return buf[:n:n], nil
 }
