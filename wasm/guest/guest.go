@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strconv"
 	"time"
 
 	"github.com/amesh-go/amesh/wasm/abi"
+	"github.com/amesh-go/amesh/wasm/internal/sha256"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 

@@ -1,10 +1,11 @@
 package protocol
 
 import (
-	"crypto/sha256"
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/amesh-go/amesh/wasm/internal/sha256"
 )
 
 // EmptyBodyHash is the BODYHASH line for an empty body.

@@ -1,11 +1,12 @@
 package protocol
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"strconv"
+
+	"github.com/amesh-go/amesh/wasm/internal/sha256"
 )
 
 // PublicKeySize is the length of a compressed P-256 point.

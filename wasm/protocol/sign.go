@@ -1,12 +1,13 @@
 package protocol
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/amesh-go/amesh/wasm/internal/sha256"
 )
 
 // SignParams describes a request to sign.

@@ -2,11 +2,12 @@ package protocol
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/amesh-go/amesh/wasm/internal/sha256"
 )
 
 // Roles of a device in an allow list. Only controllers may sign requests;
