@@ -5,7 +5,6 @@ go 1.26.0
 tool honnef.co/go/tools/cmd/staticcheck
 
 require (
-	filippo.io/nistec v0.0.4
 	github.com/flynn/noise v1.1.0
 	github.com/google/go-tpm v0.9.8
 	github.com/gorilla/websocket v1.5.3

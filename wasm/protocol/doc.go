@@ -7,15 +7,20 @@
 // nonce store. That is what lets the same code run natively, inside the
 // amesh.wasm guest and inside the Envoy filter.
 //
-// The package keeps amesh.wasm small (docs/ABI.md; issue 5 sets 0.9 MB
-// gzip): its wasm build imports neither fmt, which links reflect and
-// Unicode tables, nor math/big, which imports fmt, nor crypto/rand, which
-// links Go's FIPS 140 random number generator. Errors are built with
-// strconv and a small wrapping type that keeps errors.Is and errors.As
-// working, scalars mod n have their own arithmetic (scalar.go), signing
-// nonces come from WASI's random_get (rand_wasip1.go), and ECDSA runs on
-// filippo.io/nistec (ecdsa_nistec.go). A test in wasm/guest fails if any
-// of these packages comes back into the guest's dependencies.
+// The package keeps amesh.wasm small (issue 5 sets 0.9 MB gzip). Its wasm
+// build imports neither fmt, which links reflect and its formatting
+// machinery, nor math/big, which imports fmt, nor crypto/rand,
+// crypto/sha256 or crypto/ecdsa, which link Go's FIPS 140 module (AES,
+// GCM, a DRBG, SHA-512, SHA-3, their self-tests) and package os, nor
+// filippo.io/nistec, whose 88 KB table of precomputed points gzip cannot
+// shrink. Errors are built with strconv and a small wrapping type that
+// keeps errors.Is and errors.As working, scalars mod n have their own
+// arithmetic (scalar.go), signing nonces come from WASI's random_get
+// (rand_wasip1.go), SHA-256 is wasm/internal/sha256, and ECDSA
+// verification runs on wasm/internal/p256 (ecdsa_p256.go), both written
+// for this project. Natively the package uses the standard library as
+// usual. TestWasmDependencies in wasm/guest fails if any of these packages
+// comes back into the guest's dependencies.
 //
 // docs/PROTOCOL.md in the repository is the normative specification; this
 // package implements it.

@@ -10,7 +10,7 @@ import (
 
 // This file holds the ECDSA back end of native builds: crypto/ecdsa, with
 // its assembly and its FIPS 140 module. Builds for GOARCH=wasm (and builds
-// with the amesh_nistec tag) use ecdsa_nistec.go instead, which links only
+// with the amesh_nistec tag) use ecdsa_p256.go instead, which links only
 // the P-256 code the verifier needs and keeps amesh.wasm small.
 
 // decompressPoint fills in the uncompressed form and the crypto/ecdsa key of

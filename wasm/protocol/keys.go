@@ -39,7 +39,7 @@ type PublicKey struct {
 	compressed   [PublicKeySize]byte
 	uncompressed [UncompressedKeySize]byte
 	// key caches the crypto/ecdsa form in native builds (keys_ecdsa.go);
-	// wasm builds have no crypto/ecdsa (see ecdsa_nistec.go).
+	// wasm builds have no crypto/ecdsa (see ecdsa_p256.go).
 	key ecdsaKey
 }
 

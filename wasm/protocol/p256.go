@@ -3,28 +3,31 @@ package protocol
 import (
 	"errors"
 
-	"filippo.io/nistec"
+	"github.com/amesh-go/amesh/wasm/internal/p256"
 )
 
-// P-256 on filippo.io/nistec, the exported copy of the standard library's
-// crypto/internal/fips140/nistec. This is what crypto/ecdsa itself computes
-// for P-256, minus the curve-generic plumbing; ecdsa_nistec.go selects it
-// for the wasm build and p256_test.go checks it against crypto/ecdsa.
+// ECDSA verification on wasm/internal/p256, the project's own P-256 group
+// code for verifying public values: ecdsa_p256.go selects it for the
+// wasm build (and the amesh_nistec tag), and p256_test.go holds it to
+// crypto/ecdsa. It runs in variable time, which is sound because every
+// input (key, digest, signature) is public; it never sees a private key.
 
 // p256Decompress writes the uncompressed encoding of the compressed point b
 // to out, or fails if b is not a point on the curve.
 func p256Decompress(out *[UncompressedKeySize]byte, b []byte) error {
-	p, err := nistec.NewP256Point().SetBytes(b)
+	if len(b) != PublicKeySize {
+		return errors.New("amesh: public key is not a compressed P-256 point")
+	}
+	p, err := new(p256.Point).SetBytes(b)
 	if err != nil {
 		return errors.New("amesh: public key is not on the P-256 curve")
 	}
-	u := p.Bytes()
-	if len(u) != UncompressedKeySize {
-		// SetBytes accepts the one-byte encoding of the point at infinity;
-		// a compressed input never decodes to it, but a key must not be it.
+	// SetBytes never yields the point at infinity, so this cannot fail.
+	u, err := p.Bytes()
+	if err != nil {
 		return errors.New("amesh: public key is the point at infinity")
 	}
-	copy(out[:], u)
+	*out = u
 	return nil
 }
 
@@ -33,7 +36,7 @@ func p256Decompress(out *[UncompressedKeySize]byte, b []byte) error {
 // The caller has checked that r and s are in [1, n-1]; they are checked
 // again here because a wrong answer would be a forgery.
 func p256Verify(pub *[UncompressedKeySize]byte, digest []byte, sig *[SignatureSize]byte) bool {
-	q, err := nistec.NewP256Point().SetBytes(pub[:])
+	q, err := new(p256.Point).SetBytes(pub[:])
 	if err != nil {
 		return false
 	}
@@ -55,19 +58,10 @@ func p256Verify(pub *[UncompressedKeySize]byte, digest []byte, sig *[SignatureSi
 	w := invMod(&s)
 	u1, u2 := mulMod(&e, &w), mulMod(&r, &w)
 	b1, b2 := u1.bytes(), u2.bytes()
-	p1, err := nistec.NewP256Point().ScalarBaseMult(b1[:])
-	if err != nil {
-		return false
-	}
-	p2, err := nistec.NewP256Point().ScalarMult(q, b2[:])
-	if err != nil {
-		return false
-	}
-	x, err := p1.Add(p1, p2).BytesX()
-	if err != nil {
-		return false // the point at infinity
-	}
-	// x < p < 2n, so one conditional subtraction reduces it mod n.
-	v := scalarFromBytes((*[32]byte)(x))
-	return v.reduceOnce() == r
+	// u1 and u2 are public, so the variable-time multiplication is fine.
+	// XModNEquals compares x(u1·G + u2·Q) mod n with r without the field
+	// inversion that converting the point to affine coordinates would
+	// take; it is false for the point at infinity.
+	rb := r.bytes()
+	return q.DoubleScalarMultVarTime(&b1, &b2, q).XModNEquals(&rb)
 }

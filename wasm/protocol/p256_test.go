@@ -24,7 +24,7 @@ func stdVerify(pub *[UncompressedKeySize]byte, digest []byte, sig *[SignatureSiz
 }
 
 // derDiff is a DER encoder independent of the one in ecdsa_std.go (which
-// the nistec build does not compile).
+// the amesh_nistec build does not compile).
 func derDiff(sig *[SignatureSize]byte) []byte {
 	enc := func(v []byte) []byte {
 		b := new(big.Int).SetBytes(v).Bytes()
@@ -90,12 +90,12 @@ func TestP256AgainstCryptoECDSA(t *testing.T) {
 				d = d[:20]
 			}
 			if got, want := p256Verify(&pub, d, &sg), stdVerify(&pub, d, &sg); got != want {
-				t.Errorf("key %d, %s: nistec %v, crypto/ecdsa %v", i, name, got, want)
+				t.Errorf("key %d, %s: p256Verify %v, crypto/ecdsa %v", i, name, got, want)
 			}
 		}
 		long := append(bytes.Clone(digest[:]), 0xaa, 0xbb)
 		if got, want := p256Verify(&pub, long, &sig), stdVerify(&pub, long, &sig); got != want || !got {
-			t.Errorf("key %d, long digest: nistec %v, crypto/ecdsa %v", i, got, want)
+			t.Errorf("key %d, long digest: p256Verify %v, crypto/ecdsa %v", i, got, want)
 		}
 	}
 }
@@ -106,6 +106,16 @@ func TestP256DecompressRejects(t *testing.T) {
 		nil, {0}, {2}, append([]byte{4}, make([]byte, 32)...),
 		append([]byte{2}, bytes.Repeat([]byte{0xff}, 32)...), // x >= p
 	}
+	// A valid point, but uncompressed: keys on the wire are compressed.
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := k.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad = append(bad, u)
 	// x = 0 has no square root for y^2 = x^3 - 3x + b with this b? Find an
 	// x that is not on the curve by trying small values.
 	for x := byte(1); x < 40; x++ {
@@ -122,7 +132,7 @@ func TestP256DecompressRejects(t *testing.T) {
 	}
 }
 
-// FuzzP256Verify holds the nistec verifier to crypto/ecdsa on arbitrary
+// FuzzP256Verify holds the wasm build's verifier to crypto/ecdsa on arbitrary
 // digests and signatures under a fixed key and a key from the input.
 func FuzzP256Verify(f *testing.F) {
 	k, _ := ParsePrivateKey(bytes.Repeat([]byte{7}, 32))
@@ -145,7 +155,7 @@ func FuzzP256Verify(f *testing.F) {
 			return
 		}
 		if got, want := p256Verify(&pub, digest, &a), stdVerify(&pub, digest, &a); got != want {
-			t.Fatalf("nistec %v, crypto/ecdsa %v", got, want)
+			t.Fatalf("p256Verify %v, crypto/ecdsa %v", got, want)
 		}
 	})
 }
