@@ -184,6 +184,9 @@ func parseValue(value string) (*Header, error) {
 	return h, nil
 }
 
+// maxTimestamp is the largest ts a header can carry (18 digits).
+const maxTimestamp = 999_999_999_999_999_999
+
 // parseDigits parses a non-empty decimal string with no sign, no spaces and
 // no other characters.
 func parseDigits(s string) (int64, error) {

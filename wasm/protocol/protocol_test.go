@@ -440,3 +440,16 @@ func flipS(sig []byte) []byte {
 	}
 	return out
 }
+
+// Times a header cannot carry are refused when signing, not sent.
+func TestSignRequestTimeRange(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, tm := range []time.Time{time.Unix(-1, 0), time.Unix(1_000_000_000_000_000_000, 0)} {
+		if _, err := protocol.SignRequest(f.key, protocol.SignParams{Method: "GET", Target: "/", Time: tm}); err == nil {
+			t.Errorf("signed at %d", tm.Unix())
+		}
+	}
+	if _, err := protocol.SignRequest(f.key, protocol.SignParams{Method: "GET", Target: "/", Time: time.Unix(0, 0)}); err != nil {
+		t.Errorf("epoch: %v", err)
+	}
+}
