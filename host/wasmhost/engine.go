@@ -14,6 +14,7 @@ package wasmhost
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -202,7 +203,18 @@ func (e *Engine) defineImports(ctx context.Context) error {
 // ecdsaVerify implements the ecdsa_verify import with crypto/ecdsa.
 func (e *Engine) ecdsaVerify(ctx context.Context, mod api.Module, stack []uint64) {
 	point, ok1 := read(mod, stack[0], protocol.UncompressedKeySize)
-	digest, ok2 := read(mod, stack[3], 32)
+	var digest []byte
+	ok2 := true
+	if api.DecodeU32(stack[3]) == 0 {
+		// abi.CryptoHostMessage: the guest left the hashing to us.
+		var msg []byte
+		if msg, ok2 = read(mod, stack[1], api.DecodeU32(stack[2])); ok2 {
+			d := sha256.Sum256(msg)
+			digest = d[:]
+		}
+	} else {
+		digest, ok2 = read(mod, stack[3], 32)
+	}
 	sig, ok3 := read(mod, stack[4], protocol.SignatureSize)
 	if !ok1 || !ok2 || !ok3 {
 		stack[0] = abi.SigInvalid // fail closed on a confused guest

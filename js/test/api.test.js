@@ -227,6 +227,31 @@ test("withAmesh: JSON rejections, device for the handler, handler reads the body
   assert.equal(await r.text(), '{"error":"unauthorized"}');
 });
 
+test("Node's synchronous path: results are the caller's own, a renamed device shows at once", async () => {
+  const v = createVerifier({ allowList, crypto: "node", logger: null });
+  await v.ready();
+  const a = await v.verify(await signed(`${HOST}/same`));
+  assert.equal(a.ok, true, `${a.reason} ${a.detail}`);
+  a.ok = false; a.status = 999; // whatever a caller does to one result...
+  const b = await v.verify(await signed(`${HOST}/same`));
+  assert.deepEqual([b.ok, b.status, b.device.name], [true, 200, "laptop"], "...the next is unaffected");
+  assert.notEqual(a, b);
+  v.setAllowList([{ ...allowList[0], name: "renamed" }]);
+  const c = await v.verify(await signed(`${HOST}/same`));
+  assert.deepEqual([c.ok, c.device.name], [true, "renamed"]);
+  // A second device: the cached key of the first is not used for it.
+  const other = await generateKeyPair();
+  const otherKey = await publicKeyString(other.publicKey);
+  v.setAllowList([...allowList, { publicKey: otherKey, role: "controller", name: "other" }]);
+  const s = await createSigner(other).sign({ method: "GET", url: `${HOST}/o` });
+  const d = await v.verify(new Request(`${HOST}/o`, { headers: { authorization: s.authorization } }));
+  assert.deepEqual([d.ok, d.device.name, d.device.publicKey], [true, "other", otherKey]);
+  // Its signature under the first device's id is refused.
+  const forged = s.authorization.replace(/id="[^"]+"/, `id="${allowList[0].publicKey}"`);
+  const e = await v.verify(new Request(`${HOST}/o`, { headers: { authorization: forged } }));
+  assert.deepEqual([e.status, e.reason], [401, "bad_signature"]);
+});
+
 test("allow list: integrity failure is a 500, reload takes effect, a bad list is refused", async () => {
   const v = createVerifier({ allowList, allowListIntegrityFailure: true, logger: null });
   const r = await v.verify(await signed(`${HOST}/i`));

@@ -11,7 +11,7 @@ const (
 	ConfigMaxBodyBytes     = 7  // int: body limit
 	ConfigNonceStore       = 8  // int: NonceStoreGuest or NonceStoreHost
 	ConfigNonceCapacity    = 9  // int: capacity of the guest's nonce store
-	ConfigCrypto           = 10 // int: CryptoHost or CryptoGuest
+	ConfigCrypto           = 10 // int: CryptoHost, CryptoGuest or CryptoHostMessage
 	ConfigMaxPending       = 11 // int: most prepared checks and signatures held at once
 )
 
@@ -33,6 +33,11 @@ const (
 const (
 	CryptoHost  = 0 // ask the ecdsa_verify import first; verify in wasm if it answers unsupported
 	CryptoGuest = 1 // always verify in wasm
+	// CryptoHostMessage is CryptoHost for a host that hashes the message
+	// itself (node:crypto, WebCrypto, Go's native SHA-256): the guest does
+	// not compute the digest, passes 0 as ecdsa_verify's digest and leaves
+	// it out of prepare results. Hashing in wasm costs several times more.
+	CryptoHostMessage = 2
 )
 
 // Field tags of the request record (amesh_verify, amesh_prepare).

@@ -31,7 +31,7 @@ func TestErrorTextsAsWithFmt(t *testing.T) {
 			return g.configure(configRecord(&abi.Config{AllowList: []abi.AllowEntry{{Key: []byte("x"), Role: "target"}}}))
 		}), fmt.Errorf("allow-list entry %d: %w", 0, mustDecodeErr("x")).Error()},
 		{errOf(func() error { return g.configure(configRecord(&abi.Config{NonceStore: 7})) }), fmt.Sprintf("nonce store %d is neither guest (0) nor host (1)", 7)},
-		{errOf(func() error { return g.configure(configRecord(&abi.Config{Crypto: -3})) }), fmt.Sprintf("crypto %d is neither host (0) nor guest (1)", -3)},
+		{errOf(func() error { return g.configure(configRecord(&abi.Config{Crypto: -3})) }), fmt.Sprintf("crypto %d is not host (0), guest (1) or host hashing the message (2)", -3)},
 		{errOf(func() error {
 			var e abi.Encoder
 			(&abi.SignParams{Method: "GET", Target: "/", Key: make([]byte, 3)}).Encode(&e)

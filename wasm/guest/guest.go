@@ -20,7 +20,8 @@ type Host interface {
 	// NowMs returns the current Unix time in milliseconds.
 	NowMs() int64
 	// VerifyECDSA checks sig (64 bytes, r||s) over msg, whose SHA-256 is
-	// digest, with the uncompressed 65-byte key point. It answers one of
+	// digest (nil under abi.CryptoHostMessage: the host hashes msg), with
+	// the uncompressed 65-byte key point. It answers one of
 	// abi.SigValid, abi.SigInvalid, abi.SigUnsupported.
 	VerifyECDSA(point, msg, digest, sig []byte) int32
 	// RecordNonce checks and records key for ttlMs; it answers
@@ -154,8 +155,8 @@ func (g *guest) configure(rec []byte) error {
 	if c.NonceStore != abi.NonceStoreGuest && c.NonceStore != abi.NonceStoreHost {
 		return errors.New("nonce store " + itoa(c.NonceStore) + " is neither guest (0) nor host (1)")
 	}
-	if c.Crypto != abi.CryptoHost && c.Crypto != abi.CryptoGuest {
-		return errors.New("crypto " + itoa(c.Crypto) + " is neither host (0) nor guest (1)")
+	if c.Crypto != abi.CryptoHost && c.Crypto != abi.CryptoGuest && c.Crypto != abi.CryptoHostMessage {
+		return errors.New("crypto " + itoa(c.Crypto) + " is not host (0), guest (1) or host hashing the message (2)")
 	}
 	if c.MaxPending < 0 || c.NonceCapacity < 0 || c.NonceCapacity > 1<<26 {
 		return errors.New("negative max_pending, or nonce capacity out of range")
@@ -240,8 +241,12 @@ func (g *guest) verify(rec []byte, res *abi.Result) error {
 // verifySignature asks the host's crypto, as configured, and falls back to
 // the core's own when the host has none.
 func (g *guest) verifySignature(c *protocol.Check) error {
-	if g.crypto == abi.CryptoHost {
-		switch g.host.VerifyECDSA(c.Device().Key.Uncompressed(), c.Message(), c.Digest(), c.Signature()) {
+	if g.crypto != abi.CryptoGuest {
+		var digest []byte // nil: the host hashes the message
+		if g.crypto == abi.CryptoHost {
+			digest = c.Digest()
+		}
+		switch g.host.VerifyECDSA(c.Device().Key.Uncompressed(), c.Message(), digest, c.Signature()) {
 		case abi.SigValid:
 			return nil
 		case abi.SigInvalid:
@@ -312,7 +317,9 @@ func (g *guest) prepare(rec []byte, res *abi.Result) error {
 	res.Handle = h
 	res.KeyPoint = c.Device().Key.Uncompressed()
 	res.Message = c.Message()
-	res.Digest = c.Digest()
+	if g.crypto != abi.CryptoHostMessage {
+		res.Digest = c.Digest()
+	}
 	res.Signature = c.Signature()
 	res.NonceKey = []byte(c.NonceKey())
 	return nil

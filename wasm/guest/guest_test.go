@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -24,6 +25,8 @@ type fakeHost struct {
 	signer  protocol.Signer
 	logs    []string
 	randErr error // answer of Random when set
+	// hashedMessages counts VerifyECDSA calls that had to hash msg.
+	hashedMessages int
 }
 
 func newFakeHost() *fakeHost {
@@ -38,6 +41,11 @@ func (h *fakeHost) VerifyECDSA(point, msg, digest, sig []byte) int32 {
 	}
 	if len(point) != protocol.UncompressedKeySize {
 		return abi.SigInvalid
+	}
+	if digest == nil {
+		h.hashedMessages++
+		d := sha256.Sum256(msg)
+		digest = d[:]
 	}
 	c := append([]byte{2 | point[64]&1}, point[1:33]...)
 	k, err := protocol.ParsePublicKey(c)
@@ -180,6 +188,41 @@ func TestHostCryptoFallback(t *testing.T) {
 	rec = signedRecord(t, k, h, "/y")
 	if res := decode(t, g.call(func(r *abi.Result) error { return g.verify(rec, r) })); res.Reason != string(protocol.ReasonBadSignature) {
 		t.Fatalf("host says invalid: %+v", res)
+	}
+}
+
+// TestHostHashesMessage: under CryptoHostMessage the host gets the message
+// and no digest, prepare results carry none, and the verdicts are unchanged.
+func TestHostHashesMessage(t *testing.T) {
+	k := testKey(t, 1)
+	for _, mode := range []int64{abi.CryptoHost, abi.CryptoHostMessage} {
+		h := newFakeHost()
+		g := newGuest(h)
+		cfg := &abi.Config{AllowList: []abi.AllowEntry{{Key: k.Public().Bytes(), Role: protocol.RoleController}}, Crypto: mode}
+		if err := g.configure(configRecord(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		rec := signedRecord(t, k, h, "/ok")
+		if res := decode(t, g.call(func(r *abi.Result) error { return g.verify(rec, r) })); res.Status != 200 {
+			t.Fatalf("mode %d: %+v", mode, res)
+		}
+		bad := signedRecord(t, testKey(t, 4), h, "/bad") // a key the list does not hold for this signature
+		bad = bytes.Replace(bad, []byte(testKey(t, 4).Public().String()), []byte(k.Public().String()), 1)
+		if res := decode(t, g.call(func(r *abi.Result) error { return g.verify(bad, r) })); res.Reason != string(protocol.ReasonBadSignature) {
+			t.Fatalf("mode %d, forged: %+v", mode, res)
+		}
+		prep := decode(t, g.call(func(r *abi.Result) error { return g.prepare(signedRecord(t, k, h, "/p"), r) }))
+		if prep.Handle == 0 || len(prep.Message) == 0 {
+			t.Fatalf("mode %d, prepare: %+v", mode, prep)
+		}
+		wantDigest, wantHashed := 32, 0
+		if mode == abi.CryptoHostMessage {
+			wantDigest, wantHashed = 0, 2
+		}
+		if len(prep.Digest) != wantDigest || h.hashedMessages != wantHashed {
+			t.Fatalf("mode %d: prepare digest %d bytes (want %d), host hashed %d messages (want %d)",
+				mode, len(prep.Digest), wantDigest, h.hashedMessages, wantHashed)
+		}
 	}
 }
 

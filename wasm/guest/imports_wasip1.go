@@ -37,12 +37,18 @@ func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
 func (wasmHost) NowMs() int64 { return importNowMs() }
 
 // VerifyECDSA passes fixed-size buffers without lengths; the guest checks
-// the sizes, so the host can read exactly 65, 32 and 64 bytes.
+// the sizes, so the host can read exactly 65, 32 and 64 bytes. A nil
+// digest is passed as address 0, which Go never allocates: the host hashes
+// the message (abi.CryptoHostMessage).
 func (wasmHost) VerifyECDSA(point, msg, digest, sig []byte) int32 {
-	if len(point) != protocol.UncompressedKeySize || len(digest) != 32 || len(sig) != protocol.SignatureSize {
+	if len(point) != protocol.UncompressedKeySize || (digest != nil && len(digest) != 32) || len(sig) != protocol.SignatureSize {
 		return 2 // abi.SigUnsupported: verify in the guest
 	}
-	return importECDSAVerify(ptr(point), ptr(msg), uint32(len(msg)), ptr(digest), ptr(sig))
+	var d unsafe.Pointer
+	if digest != nil {
+		d = ptr(digest)
+	}
+	return importECDSAVerify(ptr(point), ptr(msg), uint32(len(msg)), d, ptr(sig))
 }
 
 func (wasmHost) RecordNonce(key []byte, nowMs, ttlMs int64) int32 {

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"encoding/base64"
 	"strconv"
 	"strings"
 )
@@ -156,31 +155,39 @@ func parseValue(value string) (*Header, error) {
 		}
 	}
 
-	key, err := decodeKeyString(h.ID)
-	if err != nil || !plausibleCompressed(key) {
+	// The id is either spelling of the key (as decodeKeyString accepts):
+	// 44 characters, base64url as soon as one character is - or _.
+	alphabet := b64Std
+	if strings.ContainsAny(h.ID, "-_") {
+		alphabet = b64URL
+	}
+	if len(h.ID) != 44 || !decodeBase64(h.Key[:], h.ID, alphabet) || !plausibleCompressed(h.Key[:]) {
 		return nil, malformed("id is not a base64 compressed P-256 public key")
 	}
-	copy(h.Key[:], key)
 
+	var err error
 	if h.Timestamp, err = parseDigits(h.TS); err != nil {
 		return nil, malformed("ts: " + err.Error())
 	}
 
-	if h.NonceBytes, err = base64.RawURLEncoding.Strict().DecodeString(h.Nonce); err != nil {
+	n := b64DecodedLen(len(h.Nonce))
+	if n >= 0 {
+		h.NonceBytes = make([]byte, n)
+	}
+	if n < 0 || !decodeBase64(h.NonceBytes, h.Nonce, b64URL) {
+		h.NonceBytes = nil
 		return nil, malformed("nonce is not unpadded base64url")
 	}
-	if n := len(h.NonceBytes); n < MinNonceBytes || n > MaxNonceBytes {
+	if n < MinNonceBytes || n > MaxNonceBytes {
 		return nil, malformed("nonce is " + strconv.Itoa(n) + " bytes, want " + strconv.Itoa(MinNonceBytes) + " to " + strconv.Itoa(MaxNonceBytes))
 	}
 
 	if len(h.Sig) != 86 {
 		return nil, malformed("sig is " + strconv.Itoa(len(h.Sig)) + " characters, want 86")
 	}
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(h.Sig)
-	if err != nil {
+	if !decodeBase64(h.Signature[:], h.Sig, b64URL) {
 		return nil, malformed("sig is not unpadded base64url")
 	}
-	copy(h.Signature[:], sig)
 	return h, nil
 }
 
@@ -228,13 +235,32 @@ func trimOWS(s string) string {
 }
 
 // isTchar reports whether c may appear in an RFC 9110 token.
-func isTchar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+func isTchar(c byte) bool { return charClass[c]&classTchar != 0 }
+
+// Character classes of RFC 9110, looked up in a table: the header parser
+// tests every byte, and in amesh.wasm the comparisons cost several times
+// the load.
+const (
+	classTchar = 1 << iota
+	classQdtext
+	classQuotedPair
+)
+
+var charClass = func() (t [256]byte) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0 {
+			t[c] |= classTchar
+		}
+		if b == '\t' || b == ' ' || b == 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80 {
+			t[c] |= classQdtext
+		}
+		if b == '\t' || b == ' ' || (b >= 0x21 && b <= 0x7e) || b >= 0x80 {
+			t[c] |= classQuotedPair
+		}
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
+	return t
+}()
 
 func cutToken(s string) (tok, rest string, ok bool) {
 	i := 0
@@ -287,13 +313,9 @@ func cutValue(s string) (val, rest string, ok bool) {
 	return "", "", false
 }
 
-func isQdtext(c byte) bool {
-	return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e) || c >= 0x80
-}
+func isQdtext(c byte) bool { return charClass[c]&classQdtext != 0 }
 
-func isQuotedPairChar(c byte) bool {
-	return c == '\t' || c == ' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80
-}
+func isQuotedPairChar(c byte) bool { return charClass[c]&classQuotedPair != 0 }
 
 // String formats h as an Authorization header value.
 func (h *Header) String() string {

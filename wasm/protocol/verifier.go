@@ -204,6 +204,7 @@ type Check struct {
 	method  string
 	message []byte
 	digest  [sha256.Size]byte
+	hashed  bool // digest holds the SHA-256 of message
 	ready   bool
 }
 
@@ -311,8 +312,7 @@ func (c *Check) AddBodyDigest(size int64, sum [sha256.Size]byte) Result {
 		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadTarget, err
 		return res
 	}
-	c.message = msg
-	c.digest = sha256.Sum256(msg)
+	c.message, c.hashed = msg, false
 	if err := checkScalars(&h.Signature); err != nil {
 		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadSignature, err
 		return res
@@ -335,8 +335,16 @@ func (c *Check) checkSize(size int64) (Result, bool) {
 // Message returns the canonical string (after AddBody).
 func (c *Check) Message() []byte { return c.message }
 
-// Digest returns the SHA-256 of the canonical string (after AddBody).
-func (c *Check) Digest() []byte { return c.digest[:] }
+// Digest returns the SHA-256 of the canonical string (after AddBody). It
+// is computed on first use: a host that verifies over the message itself
+// (node:crypto, WebCrypto) never needs the guest to hash it in wasm.
+func (c *Check) Digest() []byte {
+	if !c.hashed {
+		c.digest = sha256.Sum256(c.message)
+		c.hashed = true
+	}
+	return c.digest[:]
+}
 
 // Signature returns the raw r||s signature from the header.
 func (c *Check) Signature() []byte { return c.hdr.Signature[:] }
@@ -359,9 +367,9 @@ func (c *Check) VerifySignature() error {
 		return errors.New("amesh: signature checked before AddBody succeeded")
 	}
 	if c.v.cfg.VerifySignature != nil {
-		return c.v.cfg.VerifySignature(c.device.Key, c.digest[:], c.hdr.Signature[:])
+		return c.v.cfg.VerifySignature(c.device.Key, c.Digest(), c.hdr.Signature[:])
 	}
-	return c.device.Key.VerifyDigest(c.digest[:], c.hdr.Signature[:])
+	return c.device.Key.VerifyDigest(c.Digest(), c.hdr.Signature[:])
 }
 
 // Finish completes the decision. sigErr is the outcome of the signature
