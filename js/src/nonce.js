@@ -37,13 +37,16 @@ const keyString = (k) => latin1.decode(k);
 export function createMemoryNonceStore({ capacity = DEFAULT_NONCE_CAPACITY } = {}) {
   if (!Number.isInteger(capacity) || capacity <= 0) throw new RangeError("amesh: nonce store capacity must be a positive integer");
   const m = new Map(); // key -> expiry (ms)
-  let q = [], head = 0; // [key, expiry] in insertion order
+  // Keys and expiries in insertion order, as two arrays: no pair object
+  // per request.
+  let qk = [], qe = [], head = 0;
   const reclaim = (now) => {
-    while (head < q.length && q[head][1] <= now) {
-      const [k, exp] = q[head++];
+    while (head < qk.length && qe[head] <= now) {
+      const k = qk[head], exp = qe[head];
+      head++;
       if (m.get(k) === exp) m.delete(k);
     }
-    if (head > 1024 && head * 2 > q.length) { q = q.slice(head); head = 0; }
+    if (head > 1024 && head * 2 > qk.length) { qk = qk.slice(head); qe = qe.slice(head); head = 0; }
   };
   return {
     synchronous: true,
@@ -57,7 +60,8 @@ export function createMemoryNonceStore({ capacity = DEFAULT_NONCE_CAPACITY } = {
       if (m.size >= capacity) throw new NonceStoreFullError();
       const e = nowMs + ttlMs;
       m.set(k, e);
-      q.push([k, e]);
+      qk.push(k);
+      qe.push(e);
       return true;
     },
   };
