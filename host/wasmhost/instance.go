@@ -100,7 +100,7 @@ type Instance struct {
 }
 
 type exports struct {
-	alloc, free, configure, verify, prepare, commit, release, sign, signPrepare, signFinish api.Function
+	alloc, free, configure, verify, prepare, commit, release, sign, signPrepare, signFinish, verifySignature api.Function
 }
 
 // NewInstance instantiates the module and checks its ABI version. It costs
@@ -117,7 +117,7 @@ func (e *Engine) NewInstance(ctx context.Context) (*Instance, error) {
 		"amesh_alloc": &i.fn.alloc, "amesh_free": &i.fn.free, "amesh_configure": &i.fn.configure,
 		"amesh_verify": &i.fn.verify, "amesh_prepare": &i.fn.prepare, "amesh_commit": &i.fn.commit,
 		"amesh_release": &i.fn.release, "amesh_sign": &i.fn.sign, "amesh_sign_prepare": &i.fn.signPrepare,
-		"amesh_sign_finish": &i.fn.signFinish,
+		"amesh_sign_finish": &i.fn.signFinish, "amesh_verify_signature": &i.fn.verifySignature,
 	}
 	for name, f := range names {
 		if *f = mod.ExportedFunction(name); *f == nil {
@@ -286,6 +286,21 @@ func (i *Instance) verify(ctx context.Context, r abi.Request) protocol.Result {
 	}
 	i.state.nonceErr = nil
 	res, err := i.call(ctx, i.fn.verify, r.Encode)
+	if err != nil {
+		return unavailable(err)
+	}
+	return i.decision(res)
+}
+
+// VerifySignature checks one bare signature inside the guest with the
+// protocol's rules (r and s in range, low-S, a key on the curve) and the
+// configured crypto. c holds the key (33 bytes, or its base64 or base64url
+// text), the message, and the signature (64-byte r||s, or its text as a
+// header carries it). The result is OK when the signature is valid, 401
+// bad_signature when not, and 400 malformed_header when the key or the
+// signature cannot be decoded. It needs no configuration.
+func (i *Instance) VerifySignature(ctx context.Context, c *abi.SignatureCheck) protocol.Result {
+	res, err := i.call(ctx, i.fn.verifySignature, c.Encode)
 	if err != nil {
 		return unavailable(err)
 	}

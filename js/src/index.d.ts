@@ -230,6 +230,23 @@ export declare function deleteStoredKeyPair(options?: { dbName?: string; storeNa
 export declare function publicKeyString(key: CryptoKey | Uint8Array | string): Promise<string>;
 /** Serialises a fetch body as fetch would, returning the bytes and the implied content type. */
 export declare function serialiseBody(body: BodyInit | null | undefined): Promise<{ bytes: Uint8Array; type: string | null }>;
+/**
+ * Checks one bare signature (no request around it) in amesh.wasm with the
+ * protocol's rules: r and s in range, low-S only, a key on the curve; ECDSA
+ * by node:crypto in Node, inside the guest elsewhere. reason is "ok",
+ * "bad_signature", or "malformed_header" when the key or the signature
+ * cannot be decoded.
+ */
+export declare function verifySignature(check: {
+  /** The key as allow lists hold it (base64 or base64url text) or its 33 bytes. */
+  publicKey: string | Uint8Array;
+  /** The signed bytes (a string is taken as UTF-8); SHA-256 is applied. */
+  message?: string | Uint8Array;
+  /** r||s as a header carries it (unpadded base64url), or its 64 bytes. */
+  signature: string | Uint8Array;
+  wasm?: WasmSource;
+}): Promise<{ valid: boolean; reason: string; detail: string }>;
+
 /** What would be signed for a request (nothing is signed). */
 export declare function canonicalRequest(request: {
   version?: "1" | "2" | 1 | 2; method?: string; url?: string; target?: string; authority?: string;

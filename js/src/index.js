@@ -1,7 +1,7 @@
 // @ts-self-types="./index.d.ts"
 // amesh for JavaScript runtimes: verify and sign AuthMesh requests with
 // amesh.wasm, the same verification core the Go host runs.
-export { createVerifier, Verifier, errorResponse, DEFAULT_MAX_BODY_BYTES } from "./verifier.js";
+export { createVerifier, Verifier, errorResponse, verifySignature, DEFAULT_MAX_BODY_BYTES } from "./verifier.js";
 export { createMemoryNonceStore, NonceStoreFullError } from "./nonce.js";
 export { withAmesh, deviceOf } from "./fetch.js";
 export {

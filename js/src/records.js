@@ -20,6 +20,8 @@ export const REQ = {
 export const SIGN = {
   version: 1, method: 2, target: 3, url: 4, authority: 5, scheme: 6, body: 7, key: 8, nowMs: 9, nonce: 10,
 };
+// Tags of the signature record (ABI 4.5).
+export const SIGCHECK = { key: 1, message: 2, signature: 3, sigText: 4 };
 // Tags of the result record (ABI 4.4).
 export const RES = {
   status: 1, code: 2, reason: 3, detail: 4, deviceId: 5, deviceName: 6, deviceRole: 7, version: 8,

@@ -8,7 +8,7 @@
 //     signature, records the nonce only if it was valid, amesh_commit.
 
 import { sharedInstance, GuestError, consoleErrors } from "./engine.js";
-import { RecordWriter, CFG, ENTRY, REQ, RES, text, raw, int, utf8, maxTextBytes, parseRecord } from "./records.js";
+import { RecordWriter, CFG, ENTRY, REQ, RES, SIGCHECK, text, raw, int, utf8, maxTextBytes, parseRecord } from "./records.js";
 import { createMemoryNonceStore } from "./nonce.js";
 import { base64, readLimited, isNode } from "./util.js";
 
@@ -499,4 +499,35 @@ export class Verifier {
 /** createVerifier(options): see index.d.ts. */
 export function createVerifier(options) {
   return new Verifier(options);
+}
+
+let sigCheckNode; // node:crypto ECDSA for verifySignature, made once
+
+/**
+ * verifySignature({publicKey, message, signature}): one bare signature,
+ * checked by amesh.wasm with the protocol's rules (r and s in range,
+ * low-S, a key on the curve) and ECDSA by node:crypto in Node, inside the
+ * guest elsewhere. See index.d.ts.
+ */
+export async function verifySignature({ publicKey, message, signature, wasm } = {}) {
+  if (typeof publicKey !== "string" && !(publicKey instanceof Uint8Array)) throw new TypeError("amesh: verifySignature needs publicKey (base64 text or 33 bytes)");
+  if (typeof signature !== "string" && !(signature instanceof Uint8Array)) throw new TypeError("amesh: verifySignature needs signature (base64url text or 64 bytes)");
+  const msg = typeof message === "string" ? utf8(message) : message ?? new Uint8Array(0);
+  if (!(msg instanceof Uint8Array)) throw new TypeError("amesh: verifySignature: message must be a string or a Uint8Array");
+  if (isNode() && !sigCheckNode) sigCheckNode = nodeVerifier(await loadNodeCrypto());
+  const w = new RecordWriter();
+  w.bytes(SIGCHECK.key, typeof publicKey === "string" ? utf8(publicKey) : publicKey);
+  if (msg.length) w.bytes(SIGCHECK.message, msg);
+  if (typeof signature === "string") w.text(SIGCHECK.sigText, signature);
+  else w.bytes(SIGCHECK.signature, signature);
+  const inst = await sharedInstance(wasm);
+  // Lent for this synchronous call only; without it the guest verifies.
+  inst.ecdsaVerify = sigCheckNode ?? (() => SIG_GUEST);
+  let m;
+  try {
+    m = inst.call("amesh_verify_signature", w);
+  } finally {
+    inst.ecdsaVerify = () => SIG_GUEST;
+  }
+  return { valid: int(m, RES.status) === 200, reason: text(m, RES.reason), detail: text(m, RES.detail) };
 }

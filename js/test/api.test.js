@@ -313,3 +313,24 @@ test("a trapped instance is retired and replaced; pending checks fail closed", a
   assert.equal(r2.ok, true, r2.detail);
   assert.notEqual(await sharedInstance(), before);
 });
+
+test("verifySignature: one bare signature, with the protocol's rules", async () => {
+  const key = allowList[0].publicKey;
+  const message = "any bytes, not a request";
+  const der = new Uint8Array(await webcrypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, new TextEncoder().encode(message)));
+  // WebCrypto gives r||s with either S; the protocol accepts the low one only.
+  const r = der.slice(0, 32), s = BigInt("0x" + Buffer.from(der.slice(32)).toString("hex"));
+  const low = s > N / 2n ? N - s : s, high = N - low;
+  const withS = (v) => { const o = new Uint8Array(64); o.set(r); o.set(Buffer.from(v.toString(16).padStart(64, "0"), "hex"), 32); return o; };
+  const sigLow = withS(low), sigHigh = withS(high);
+  const text = Buffer.from(sigLow).toString("base64url");
+  assert.deepEqual(await amesh.verifySignature({ publicKey: key, message, signature: sigLow }), { valid: true, reason: "ok", detail: "" });
+  assert.equal((await amesh.verifySignature({ publicKey: Buffer.from(key, "base64"), message: new TextEncoder().encode(message), signature: text })).valid, true);
+  const hi = await amesh.verifySignature({ publicKey: key, message, signature: sigHigh });
+  assert.deepEqual([hi.valid, hi.reason], [false, "bad_signature"]);
+  assert.match(hi.detail, /high-S/);
+  assert.equal((await amesh.verifySignature({ publicKey: key, message: message + "!", signature: sigLow })).valid, false);
+  const bad = await amesh.verifySignature({ publicKey: "not a key", message, signature: sigLow });
+  assert.deepEqual([bad.valid, bad.reason], [false, "malformed_header"]);
+  await assert.rejects(amesh.verifySignature({ publicKey: key, message }), /signature/);
+});

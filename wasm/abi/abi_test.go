@@ -169,3 +169,12 @@ func FuzzDecodeResult(f *testing.F) {
 		fuzzRoundTrip(t, rec, DecodeResult, func(r *Result, e *Encoder) { r.Encode(e) })
 	})
 }
+
+func FuzzDecodeSignatureCheck(f *testing.F) {
+	f.Add(mustEncode((&SignatureCheck{Key: []byte{2, 1}, Message: []byte("m"), Signature: []byte{1, 2}}).Encode))
+	f.Add(mustEncode((&SignatureCheck{Key: []byte("k"), SigText: "s"}).Encode))
+	f.Add([]byte{1, 0, 0, 0, 0, 3, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		fuzzRoundTrip(t, rec, DecodeSignatureCheck, func(c *SignatureCheck, e *Encoder) { c.Encode(e) })
+	})
+}

@@ -67,6 +67,14 @@ const (
 	SignNonce     = 10 // bytes: nonce to use instead of 16 random bytes
 )
 
+// Field tags of the signature record (amesh_verify_signature).
+const (
+	SigCheckKey       = 1 // bytes: the 33-byte compressed key, or its 44-character base64 or base64url text
+	SigCheckMessage   = 2 // bytes: the signed message (hashed with SHA-256)
+	SigCheckSignature = 3 // bytes: the 64-byte r||s
+	SigCheckSigText   = 4 // text: the signature as a header carries it (unpadded base64url), instead of SigCheckSignature
+)
+
 // Field tags of the result record every export returns.
 const (
 	ResStatus        = 1   // int: HTTP status of a decision
@@ -569,4 +577,57 @@ func DecodeResult(rec []byte) (*Result, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// SignatureCheck is the signature record of amesh_verify_signature: one
+// bare signature, no request around it.
+type SignatureCheck struct {
+	Key       []byte
+	Message   []byte
+	Signature []byte // raw r||s
+	SigText   string // or the header's text of it
+}
+
+// Encode appends the record's fields to e.
+func (c *SignatureCheck) Encode(e *Encoder) {
+	e.Bytes(SigCheckKey, c.Key)
+	if len(c.Message) > 0 {
+		e.Bytes(SigCheckMessage, c.Message)
+	}
+	if c.Signature != nil || c.SigText == "" {
+		e.Bytes(SigCheckSignature, c.Signature)
+	} else {
+		e.String(SigCheckSigText, c.SigText)
+	}
+}
+
+// DecodeSignatureCheck parses a signature record.
+func DecodeSignatureCheck(rec []byte) (*SignatureCheck, error) {
+	c := &SignatureCheck{}
+	var s seen
+	err := Fields(rec, func(tag byte, val []byte) error {
+		if err := s.mark(tag); err != nil {
+			return err
+		}
+		switch tag {
+		case SigCheckKey:
+			c.Key = val
+		case SigCheckMessage:
+			c.Message = val
+		case SigCheckSignature:
+			c.Signature = val
+		case SigCheckSigText:
+			c.SigText = string(val)
+		default:
+			return unknown("signature", tag)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !s.has(SigCheckKey) || s.has(SigCheckSignature) == s.has(SigCheckSigText) {
+		return nil, recordErr("signature record without a key, or without exactly one of signature and its text")
+	}
+	return c, nil
 }

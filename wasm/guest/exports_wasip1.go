@@ -65,6 +65,9 @@ func ameshCommit(handle uint32, sigStatus, nonceStatus int32) uint32 {
 //go:wasmexport amesh_release
 func ameshRelease(handle uint32) { g.release(int64(handle)) }
 
+//go:wasmexport amesh_verify_signature
+func ameshVerifySignature(ptr, n uint32) uint32 { return withInput(ptr, n, g.verifySignatureRecord) }
+
 //go:wasmexport amesh_sign
 func ameshSign(ptr, n uint32) uint32 { return withInput(ptr, n, g.sign) }
 

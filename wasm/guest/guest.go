@@ -256,6 +256,66 @@ func (g *guest) verifySignature(c *protocol.Check) error {
 	return c.VerifySignature()
 }
 
+// verifySignatureRecord checks one bare signature (amesh_verify_signature)
+// with the protocol's rules and the configured crypto: 200 when valid, 401
+// bad_signature when not, 400 malformed_header when the key or the
+// signature cannot be decoded. It needs no configuration.
+func (g *guest) verifySignatureRecord(rec []byte, res *abi.Result) error {
+	c, err := abi.DecodeSignatureCheck(rec)
+	if err != nil {
+		return err
+	}
+	malformed := func(err error) error {
+		decision(res, protocol.Result{Code: protocol.CodeMalformedHeader, Reason: protocol.ReasonMalformedHeader, Err: err})
+		return nil
+	}
+	var key *protocol.PublicKey
+	if len(c.Key) == protocol.PublicKeySize {
+		key, err = protocol.ParsePublicKey(c.Key)
+	} else {
+		key, err = protocol.DecodePublicKey(string(c.Key))
+	}
+	if err != nil {
+		return malformed(err)
+	}
+	sig := c.Signature
+	if c.Signature == nil {
+		if sig, err = base64.RawURLEncoding.Strict().DecodeString(c.SigText); err != nil || len(sig) != protocol.SignatureSize {
+			return malformed(errors.New("signature text is not 64 bytes in unpadded base64url"))
+		}
+	} else if len(sig) != protocol.SignatureSize {
+		return malformed(errors.New("signature is " + strconv.Itoa(len(sig)) + " bytes, want 64"))
+	}
+	r := protocol.Result{Reason: protocol.ReasonOK}
+	if err := g.checkSignature(key, c.Message, sig); err != nil {
+		r = protocol.Result{Code: protocol.CodeUnauthorized, Reason: protocol.ReasonBadSignature, Err: err}
+	}
+	decision(res, r)
+	return nil
+}
+
+// checkSignature verifies sig over msg with key: the protocol's scalar rules
+// in the guest, then ECDSA by the host's crypto as configured, or in wasm.
+func (g *guest) checkSignature(key *protocol.PublicKey, msg, sig []byte) error {
+	if err := protocol.CheckScalars(sig); err != nil {
+		return err
+	}
+	if g.crypto != abi.CryptoGuest {
+		var digest []byte
+		if g.crypto == abi.CryptoHost {
+			d := sha256.Sum256(msg)
+			digest = d[:]
+		}
+		switch g.host.VerifyECDSA(key.Uncompressed(), msg, digest, sig) {
+		case abi.SigValid:
+			return nil
+		case abi.SigInvalid:
+			return errors.New("signature does not verify (host crypto)")
+		}
+	}
+	return key.Verify(msg, sig)
+}
+
 // decision fills res from a verifier result.
 func decision(res *abi.Result, r protocol.Result) {
 	res.Status = int64(r.Status())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -408,4 +409,83 @@ func FuzzBuffers(f *testing.F) {
 			t.Fatal("allocation above the limit")
 		}
 	})
+}
+
+func TestVerifySignatureRecord(t *testing.T) {
+	k := testKey(t, 5)
+	msg := []byte("a message")
+	d := sha256.Sum256(msg)
+	sig, err := k.SignDigest(d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	high := highS(t, sig)
+	b64 := base64.RawURLEncoding.EncodeToString(sig)
+	tests := []struct {
+		name       string
+		key, m, s  []byte
+		text       string
+		status     int64
+		reason     protocol.Reason
+		hostHashes int // messages the fake host hashed (CryptoHostMessage)
+	}{
+		{"valid, raw key and signature", k.PublicKey(), msg, sig, "", 200, protocol.ReasonOK, 1},
+		{"valid, key and signature as text", []byte(k.Public().String()), msg, nil, b64, 200, protocol.ReasonOK, 1},
+		{"other message", k.PublicKey(), []byte("another"), sig, "", 401, protocol.ReasonBadSignature, 1},
+		{"high-S refused before ECDSA", k.PublicKey(), msg, high, "", 401, protocol.ReasonBadSignature, 0},
+		{"key not on the curve", append([]byte{2}, bytes.Repeat([]byte{0xff}, 32)...), msg, sig, "", 400, protocol.ReasonMalformedHeader, 0},
+		{"signature text not base64url", k.PublicKey(), msg, nil, "!!", 400, protocol.ReasonMalformedHeader, 0},
+		{"signature text of 64 characters", k.PublicKey(), msg, nil, b64[:64], 400, protocol.ReasonMalformedHeader, 0},
+		{"signature of 63 bytes", k.PublicKey(), msg, sig[:63], "", 400, protocol.ReasonMalformedHeader, 0},
+	}
+	for _, mode := range []int64{abi.CryptoHost, abi.CryptoGuest, abi.CryptoHostMessage} {
+		for _, tt := range tests {
+			h := newFakeHost()
+			g := newGuest(h)
+			if err := g.configure(configRecord(&abi.Config{Crypto: mode})); err != nil {
+				t.Fatal(err)
+			}
+			var e abi.Encoder
+			(&abi.SignatureCheck{Key: tt.key, Message: tt.m, Signature: tt.s, SigText: tt.text}).Encode(&e)
+			res := decode(t, g.call(func(r *abi.Result) error { return g.verifySignatureRecord(e.Buf, r) }))
+			if res.Status != tt.status || res.Reason != string(tt.reason) {
+				t.Errorf("crypto %d, %s: %d %s (%s), want %d %s", mode, tt.name, res.Status, res.Reason, res.Detail, tt.status, tt.reason)
+			}
+			want := 0
+			if mode == abi.CryptoHostMessage {
+				want = tt.hostHashes
+			}
+			if h.hashedMessages != want {
+				t.Errorf("crypto %d, %s: host hashed %d messages, want %d", mode, tt.name, h.hashedMessages, want)
+			}
+		}
+	}
+	// A record without a signature is a malformed call, not a verdict.
+	var e abi.Encoder
+	e.Bytes(abi.SigCheckKey, k.PublicKey())
+	g := newGuest(newFakeHost())
+	if res := decode(t, g.call(func(r *abi.Result) error { return g.verifySignatureRecord(e.Buf, r) })); res.Error == "" {
+		t.Fatalf("no signature: %+v", res)
+	}
+}
+
+// highS returns the other, high-S form of a low-S signature: s' = n - s.
+func highS(t *testing.T, sig []byte) []byte {
+	n := [32]byte{0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51}
+	out := bytes.Clone(sig)
+	var borrow int
+	for i := 31; i >= 0; i-- {
+		d := int(n[i]) - int(sig[32+i]) - borrow
+		borrow = 0
+		if d < 0 {
+			d += 256
+			borrow = 1
+		}
+		out[32+i] = byte(d)
+	}
+	if protocol.IsLowS(out) {
+		t.Fatal("n - s is still low")
+	}
+	return out
 }

@@ -174,6 +174,17 @@ func isZero(b []byte) bool {
 	return true
 }
 
+// CheckScalars applies the protocol's rules to a raw r||s signature before
+// any ECDSA: r and s in [1, n-1] and s low. A host that verifies with its
+// own ECDSA (node:crypto, WebCrypto) must pass a signature through it
+// first, since plain ECDSA accepts high-S.
+func CheckScalars(sig []byte) error {
+	if len(sig) != SignatureSize {
+		return errors.New("signature is " + strconv.Itoa(len(sig)) + " bytes, want " + strconv.Itoa(SignatureSize))
+	}
+	return checkScalars((*[SignatureSize]byte)(sig))
+}
+
 // IsLowS reports whether a raw r||s signature has s <= n/2.
 func IsLowS(sig []byte) bool {
 	return len(sig) == SignatureSize && !lessThan(halfN[:], sig[32:])

@@ -13,9 +13,9 @@
 //             allow list: 400 gives the header's error, 401 means it parsed;
 //   device_id an allow-list entry without an id and a request with a
 //             well-formed wrong signature: the 401 names the derived ID;
-//   verify    messages shaped like canonical strings become requests
-//             (body digest from the BODYHASH line); others cannot be
-//             expressed through a request and are counted as skipped;
+//   verify    every vector through verifySignature(), and those whose
+//             messages are shaped like canonical strings also as requests
+//             (body digest from the BODYHASH line) in every crypto mode;
 //   canonical canonicalRequest(), the signer's first step.
 
 const dec = (s) => {
@@ -130,11 +130,12 @@ export async function runVectors(amesh, files, { modes = ["webcrypto", "wasm"] }
     }
     for (const [i, vv] of (data.verify ?? []).entries()) {
       const id = `${name}/verify/${vv.id || "#" + i}`;
+      const bare = await amesh.verifySignature({ publicKey: vv.public_key, message: vv.message, signature: vv.sig });
+      push(`${id}/bare`, bare.valid ? "valid" : "invalid", vv.valid ? "valid" : "invalid");
       const lines = vv.message.split("\n");
       const v2 = lines[0] === "AMv2";
       if (!((lines.length === 6 && lines[0] === "AMv1") || (lines.length === 7 && v2)) || !/^[0-9a-f]{64}$/.test(lines[lines.length - 1])) {
-        push(id, "skipped: not a canonical string", "skipped: not a canonical string");
-        continue;
+        continue; // not expressible as a request
       }
       const [method, authority, target, ts, nonce, bodyHash] = v2 ? lines.slice(1) : [lines[1], DEFAULT_HOST, ...lines.slice(2)];
       const auth = `AuthMesh v="${v2 ? 2 : 1}",id="${vv.public_key}",ts="${ts}",nonce="${nonce}",sig="${vv.sig}"`;

@@ -2,7 +2,7 @@
 // API as the tests use it.
 import {
   createVerifier, createSigner, generateKeyPair, publicKeyString, createMemoryNonceStore, createRedisNonceStore,
-  withAmesh, deviceOf, errorResponse, canonicalRequest, setDefaultWasm, type VerifyResult, type Device,
+  withAmesh, deviceOf, errorResponse, canonicalRequest, verifySignature, setDefaultWasm, type VerifyResult, type Device,
 } from "../../src/index.js";
 import { amesh, captureRawBody } from "../../src/express.js";
 
@@ -17,6 +17,7 @@ const res: Response = await s.fetch("https://api.example.test/", { method: "POST
 const h = withAmesh((req: Request, env: { A: string }) => new Response(deviceOf(req)?.name ?? ""), v);
 const e: Response = errorResponse(r);
 const c = await canonicalRequest({ method: "GET", url: "/x", ts: 1, nonce: new Uint8Array(16) });
+const sv: { valid: boolean; reason: string; detail: string } = await verifySignature({ publicKey: pub, message: "m", signature: new Uint8Array(64) });
 const m = amesh({ allowList: [] });
 const redis = createRedisNonceStore({ client: { sendCommand: async (_: string[]) => "OK" } });
 setDefaultWasm(new URL("https://example.test/amesh.wasm"));
