@@ -47,6 +47,51 @@ type itemStore interface {
 	remove(account string) error
 }
 
+// itemGeneration is the allow-list generation kept as an 8-byte big-endian
+// Keychain item, for the backends whose secrets live in the Keychain. The
+// Keychain has no monotonic counter, so commit only ever writes a higher
+// value; callers serialise commits (Store.CommitGeneration).
+type itemGeneration struct {
+	items   itemStore
+	account string
+}
+
+// init records generation 0 for a new key.
+func (g itemGeneration) init() error {
+	if err := g.items.put(g.account, binary.BigEndian.AppendUint64(nil, 0)); err != nil {
+		return fmt.Errorf("keystore: store the generation in the Keychain: %w", err)
+	}
+	return nil
+}
+
+func (g itemGeneration) get() (uint64, error) {
+	b, err := g.items.get(g.account)
+	if errors.Is(err, errItemNotFound) {
+		return 0, fmt.Errorf("keystore: %w: the Keychain has no allow-list generation item %q (it was deleted, or this is another user or Mac); re-enrol with `%s` and pair again", ErrNotFound, g.account, ReenrolHint)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("keystore: read the allow-list generation from the Keychain: %w", err)
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("keystore: %w: Keychain generation item has %d bytes", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (g itemGeneration) commit(n uint64) error {
+	cur, err := g.get()
+	if err != nil {
+		return err
+	}
+	if n <= cur {
+		return nil
+	}
+	if err := g.items.put(g.account, binary.BigEndian.AppendUint64(nil, n)); err != nil {
+		return fmt.Errorf("keystore: write the allow-list generation to the Keychain: %w", err)
+	}
+	return nil
+}
+
 type wrappedFile struct {
 	Version    int    `json:"version"`
 	Alias      string `json:"alias"`
@@ -93,8 +138,7 @@ func parseWrappedFile(data []byte) (*wrappedFile, []byte, []byte, error) {
 }
 
 type wrappedStore struct {
-	items  itemStore
-	alias  string
+	gen    itemGeneration
 	key    *protocol.PrivateKey
 	secret []byte
 
@@ -143,9 +187,10 @@ func createWrapped(opts Options, items itemStore) (Store, error) {
 		return nil, fmt.Errorf("keystore: store the wrapping key in the Keychain: %w", err)
 	}
 	wipe(wrap)
-	if err := items.put(genAccount(opts.KeyAlias), binary.BigEndian.AppendUint64(nil, 0)); err != nil {
+	gen := itemGeneration{items, genAccount(opts.KeyAlias)}
+	if err := gen.init(); err != nil {
 		items.remove(wrapAccount(opts.KeyAlias))
-		return nil, fmt.Errorf("keystore: store the generation in the Keychain: %w", err)
+		return nil, err
 	}
 	if err := atomicfile.CreateFile(path, append(data, '\n'), 0o600); err != nil {
 		items.remove(wrapAccount(opts.KeyAlias))
@@ -155,7 +200,7 @@ func createWrapped(opts Options, items itemStore) (Store, error) {
 		}
 		return nil, fmt.Errorf("keystore: write wrapped key file: %w", err)
 	}
-	return &wrappedStore{items: items, alias: opts.KeyAlias, key: k, secret: secret}, nil
+	return &wrappedStore{gen: gen, key: k, secret: secret}, nil
 }
 
 func readWrappedFile(dir string) (*wrappedFile, []byte, []byte, error) {
@@ -206,7 +251,7 @@ func openWrapped(opts Options, items itemStore) (Store, error) {
 	if base64.StdEncoding.EncodeToString(k.PublicKey()) != f.PublicKey {
 		return nil, fmt.Errorf("keystore: %w: private and public key differ", ErrCorrupt)
 	}
-	return &wrappedStore{items: items, alias: f.Alias, key: k, secret: clone(pt[32:])}, nil
+	return &wrappedStore{gen: itemGeneration{items, genAccount(f.Alias)}, key: k, secret: clone(pt[32:])}, nil
 }
 
 func removeWrapped(opts Options, items itemStore) error {
@@ -255,24 +300,13 @@ func (s *wrappedStore) SealingSecret() ([]byte, error) {
 	return clone(s.secret), nil
 }
 
-func (s *wrappedStore) generation() (uint64, error) {
-	b, err := s.items.get(genAccount(s.alias))
-	if err != nil {
-		return 0, fmt.Errorf("keystore: read the allow-list generation from the Keychain: %w", err)
-	}
-	if len(b) != 8 {
-		return 0, fmt.Errorf("keystore: %w: Keychain generation item has %d bytes", ErrCorrupt, len(b))
-	}
-	return binary.BigEndian.Uint64(b), nil
-}
-
 func (s *wrappedStore) Generation() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	return s.generation()
+	return s.gen.get()
 }
 
 func (s *wrappedStore) CommitGeneration(g uint64) error {
@@ -281,17 +315,7 @@ func (s *wrappedStore) CommitGeneration(g uint64) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	cur, err := s.generation()
-	if err != nil {
-		return err
-	}
-	if g <= cur {
-		return nil
-	}
-	if err := s.items.put(genAccount(s.alias), binary.BigEndian.AppendUint64(nil, g)); err != nil {
-		return fmt.Errorf("keystore: write the allow-list generation to the Keychain: %w", err)
-	}
-	return nil
+	return s.gen.commit(g)
 }
 
 func (s *wrappedStore) Close() error {
