@@ -1,7 +1,8 @@
 // Package keystore keeps a device's private key in the best storage the
 // machine has: a TPM 2.0, the macOS Keychain, or a file encrypted under a
-// passphrase with Argon2id and XChaCha20-Poly1305. An in-memory backend
-// serves tests and demos.
+// passphrase with Argon2id and XChaCha20-Poly1305. Builds with the
+// amesh_secureenclave tag add the Mac's Secure Enclave, used only when asked
+// for. An in-memory backend serves tests and demos.
 //
 // Besides the signing key, every backend keeps two small things for the
 // device state (package host/device): a 32-byte sealing secret from which the
@@ -155,6 +156,9 @@ func (o *Options) check() error {
 // Backends lists the backends this build can use, best first.
 func Backends() []string {
 	b := []string{BackendTPM}
+	if secureEnclaveAvailable {
+		b = append(b, BackendSecureEnclave)
+	}
 	if keychainAvailable {
 		b = append(b, BackendKeychain)
 	}
@@ -185,7 +189,7 @@ func Create(backend string, opts Options) (Store, error) {
 	case BackendKeychain:
 		return createKeychain(opts)
 	case BackendSecureEnclave:
-		return nil, fmt.Errorf("keystore: %w: the secure-enclave backend is not implemented yet; use keychain", ErrUnavailable)
+		return createSecureEnclave(opts)
 	}
 	return nil, unknownBackend(backend)
 }
@@ -207,7 +211,7 @@ func Open(backend string, opts Options) (Store, error) {
 	case BackendKeychain:
 		return openKeychain(opts)
 	case BackendSecureEnclave:
-		return nil, fmt.Errorf("keystore: %w: the secure-enclave backend is not implemented yet", ErrUnavailable)
+		return openSecureEnclave(opts)
 	}
 	return nil, unknownBackend(backend)
 }
@@ -230,13 +234,17 @@ func Remove(backend string, opts Options) error {
 	case BackendKeychain:
 		return removeKeychain(opts)
 	case BackendSecureEnclave:
-		return nil
+		return removeSecureEnclave(opts)
 	}
 	return unknownBackend(backend)
 }
 
 func unknownBackend(b string) error {
-	return fmt.Errorf("keystore: unknown backend %q (known: %v)", b, append(slices.Clone(Backends()), BackendSecureEnclave))
+	known := Backends()
+	if !slices.Contains(known, BackendSecureEnclave) {
+		known = append(known, BackendSecureEnclave)
+	}
+	return fmt.Errorf("keystore: unknown backend %q (known: %v)", b, known)
 }
 
 // Probe is one step of backend detection, for progress output.
@@ -248,7 +256,9 @@ type Probe struct {
 
 // Detect picks the backend for a new key: the TPM if one answers, then the
 // Keychain on macOS, then the encrypted file. It returns the choice and
-// the probes made, in order. The memory backend is never chosen.
+// the probes made, in order. The memory backend is never chosen, nor is the
+// Secure Enclave: it works only in a specially signed binary, so it is used
+// only when asked for by name.
 func Detect(opts Options) (string, []Probe) {
 	var probes []Probe
 	if err := probeTPM(opts); err != nil {
