@@ -343,6 +343,11 @@ func (s *enclaveStore) SignDigest(d []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keystore: the Secure Enclave returned an unusable signature: %v", err)
 	}
+	// As with the TPM: a wrong key or a corrupted answer must not leave
+	// this function, where it would fail at every server instead.
+	if err := s.pub.VerifyDigest(d, sig); err != nil {
+		return nil, fmt.Errorf("keystore: the Secure Enclave's signature does not verify: %v", err)
+	}
 	return sig, nil
 }
 

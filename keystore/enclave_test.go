@@ -36,6 +36,7 @@ type softEnclave struct {
 	failSign     bool // signing fails
 	malformedDER bool // signatures are not DER
 	highS        bool // signatures always have the high s
+	otherSigner  bool // signatures are made with another key
 }
 
 func newSoftEnclave() *softEnclave { return &softEnclave{keys: map[string]*ecdsa.PrivateKey{}} }
@@ -111,7 +112,11 @@ func (k *softKey) signDigest(d []byte) ([]byte, error) {
 	if k.e.malformedDER {
 		return []byte{0x30, 0x02, 0x02, 0x00}, nil
 	}
-	der, err := ecdsa.SignASN1(rand.Reader, k.k, d)
+	signer := k.k
+	if k.e.otherSigner {
+		signer, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	der, err := ecdsa.SignASN1(rand.Reader, signer, d)
 	if err != nil || !k.e.highS {
 		return der, err
 	}
@@ -286,6 +291,7 @@ func TestEnclaveSignatures(t *testing.T) {
 		{"always high S", func(e *softEnclave) { e.highS = true }, ""},
 		{"malformed DER", func(e *softEnclave) { e.malformedDER = true }, "unusable signature"},
 		{"signing fails", func(e *softEnclave) { e.failSign = true }, "unlock"},
+		{"signed by another key", func(e *softEnclave) { e.otherSigner = true }, "does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			se := newSoftEnclave()

@@ -12,8 +12,10 @@ import (
 const keychainAvailable = true
 
 // macKeychain stores amesh's items as generic passwords of service "amesh"
-// in the login Keychain, accessible after first unlock and only on this
-// device: they are never synced to iCloud nor restored to another Mac.
+// in the login Keychain, never synced to iCloud. The this-device-only
+// accessibility is asked for but only the data-protection keychain, which
+// needs a signed binary, enforces it: in the login keychain the items
+// travel with the keychain file (docs/keystore.md).
 type macKeychain struct{}
 
 func (macKeychain) query(account string) keychain.Item {

@@ -2,6 +2,10 @@
 
 package keystore
 
+import "fmt"
+
+var errKeychainUnavailable = fmt.Errorf("keystore: %w: the keychain backend needs macOS and a build with cgo", ErrUnavailable)
+
 const keychainAvailable = false
 
 func createKeychain(Options) (Store, error) { return nil, errKeychainUnavailable }

@@ -20,8 +20,8 @@ import (
 
 // The Keychain backend keeps the key material in a file in the state
 // directory, encrypted under a random 32-byte wrapping key that lives in the
-// Keychain as a this-device-only item (never synced, not in backups that
-// leave the machine). The allow-list generation is a second item. The logic
+// login Keychain (never synced to iCloud; see macKeychain for what macOS
+// enforces there). The allow-list generation is a second item. The logic
 // is here, portable and tested; keychain_darwin.go only moves items in and
 // out of the Keychain.
 
@@ -31,8 +31,6 @@ const WrappedKeyName = "key.keychain.json"
 // KeychainService is the Keychain service name of amesh's items; the
 // account is the key alias plus a suffix, unique per state directory.
 const KeychainService = "amesh"
-
-var errKeychainUnavailable = fmt.Errorf("keystore: %w: the keychain backend needs macOS and a build with cgo", ErrUnavailable)
 
 // errItemNotFound is what an itemStore returns for a missing item.
 var errItemNotFound = errors.New("keychain item not found")
