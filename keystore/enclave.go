@@ -188,14 +188,14 @@ func createEnclave(opts Options, se enclaveOps, items itemStore) (_ Store, err e
 	}
 	path := keyPath(opts.Dir, EnclaveKeyName)
 	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
 	}
 	tag := enclaveTag(alias)
 	// Two keys under one tag would leave load to pick either.
 	switch k, _, err := se.load(tag); {
 	case err == nil:
 		k.close()
-		return nil, fmt.Errorf("keystore: %w: the Secure Enclave already holds a key tagged %q; use another key alias", ErrExists, tag)
+		return nil, fmt.Errorf("%w: the Secure Enclave already holds a key tagged %q; use another key alias", ErrExists, tag)
 	case !errors.Is(err, errEnclaveKeyNotFound):
 		return nil, fmt.Errorf("keystore: look for an existing Secure Enclave key: %w", err)
 	}
@@ -247,7 +247,7 @@ func createEnclave(opts Options, se enclaveOps, items itemStore) (_ Store, err e
 	data, _ := json.MarshalIndent(f, "", "  ")
 	if err := atomicfile.CreateFile(path, append(data, '\n'), 0o600); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+			return nil, fmt.Errorf("%w: %s", ErrExists, path)
 		}
 		return nil, fmt.Errorf("keystore: write Secure Enclave key file: %w", err)
 	}
@@ -282,7 +282,7 @@ func (s *enclaveStore) finishOpen(opts Options, f *enclaveFile, raw []byte) erro
 		return fmt.Errorf("keystore: the Secure Enclave key %q: %w", f.Tag, err)
 	}
 	if !got.Equal(s.pub) {
-		return fmt.Errorf("keystore: %w: the Secure Enclave key tagged %q is not the key %s records", ErrCorrupt, f.Tag, keyPath(opts.Dir, EnclaveKeyName))
+		return fmt.Errorf("%w: the Secure Enclave key tagged %q is not the key %s records", ErrCorrupt, f.Tag, keyPath(opts.Dir, EnclaveKeyName))
 	}
 	secret, err := s.items().get(secretAccount(f.Alias))
 	if errors.Is(err, errItemNotFound) {
@@ -293,7 +293,7 @@ func (s *enclaveStore) finishOpen(opts Options, f *enclaveFile, raw []byte) erro
 	}
 	if len(secret) != SecretSize {
 		wipe(secret)
-		return fmt.Errorf("keystore: %w: sealing secret in the Keychain has %d bytes, want %d", ErrCorrupt, len(secret), SecretSize)
+		return fmt.Errorf("%w: sealing secret in the Keychain has %d bytes, want %d", ErrCorrupt, len(secret), SecretSize)
 	}
 	s.secret = secret
 	// A missing generation would otherwise surface only at the first

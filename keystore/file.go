@@ -232,7 +232,7 @@ func createFile(opts Options) (Store, error) {
 	}
 	path := keyPath(opts.Dir, FileKeyName)
 	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
 	}
 	params := DefaultArgon2
 	if opts.Argon2 != nil {
@@ -302,7 +302,7 @@ func createFile(opts Options) (Store, error) {
 			atomicfile.Remove(passPath)
 		}
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+			return nil, fmt.Errorf("%w: %s", ErrExists, path)
 		}
 		return nil, fmt.Errorf("keystore: write key file: %w", err)
 	}
@@ -348,7 +348,7 @@ func openFile(opts Options) (Store, error) {
 		}
 		if plain, err = p.open(aead); err != nil {
 			if errors.Is(err, ErrWrongPassphrase) {
-				return nil, fmt.Errorf("keystore: %w for %s (passphrase from %s), or the file was tampered with", ErrWrongPassphrase, path, source)
+				return nil, fmt.Errorf("%w for %s (passphrase from %s), or the file was tampered with", ErrWrongPassphrase, path, source)
 			}
 			return nil, fmt.Errorf("keystore: %s: %w", path, err)
 		}
@@ -379,7 +379,7 @@ func readKeyFile(path string) (*parsedKeyFile, error) {
 		return nil, fmt.Errorf("keystore: %w", err)
 	}
 	if err := checkPrivate(path, fi); err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
+		return nil, err // already says keystore and what to run
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
 	if err != nil {

@@ -131,8 +131,8 @@ func TestFileRejects(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			if !strings.Contains(err.Error(), "keystore") {
-				t.Fatalf("error lacks context: %v", err)
+			if !strings.HasPrefix(err.Error(), "keystore: ") || strings.Contains(err.Error(), "keystore: keystore") {
+				t.Fatalf("error lacks context, or says it twice: %v", err)
 			}
 			after, _ := os.ReadFile(path)
 			if !bytes.Equal(before, after) {

@@ -4,7 +4,7 @@ package keystore
 
 import "fmt"
 
-var errKeychainUnavailable = fmt.Errorf("keystore: %w: the keychain backend needs macOS and a build with cgo", ErrUnavailable)
+var errKeychainUnavailable = fmt.Errorf("%w: the keychain backend needs macOS and a build with cgo", ErrUnavailable)
 
 const keychainAvailable = false
 

@@ -55,7 +55,7 @@ func createMemory(opts Options) (Store, error) {
 	memoryKeys.Lock()
 	defer memoryKeys.Unlock()
 	if _, ok := memoryKeys.m[dir]; ok {
-		return nil, fmt.Errorf("keystore: %w: a memory key for %s exists in this process", ErrExists, dir)
+		return nil, fmt.Errorf("%w: a memory key for %s exists in this process", ErrExists, dir)
 	}
 	st, err := newMemoryState()
 	if err != nil {

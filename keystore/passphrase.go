@@ -229,7 +229,7 @@ func findPassphrase(sources []PassphraseSource, create bool) ([]byte, string, er
 		}
 		tried = append(tried, s.Name())
 	}
-	return nil, "", fmt.Errorf("keystore: %w (looked at: %v); set %s or %s, or run interactively", ErrNoPassphrase, tried, EnvPassphrase, EnvPassphraseFile)
+	return nil, "", fmt.Errorf("%w (looked at: %v); set %s or %s, or run interactively", ErrNoPassphrase, tried, EnvPassphrase, EnvPassphraseFile)
 }
 
 // generatePassphrase makes a random passphrase for a key created without

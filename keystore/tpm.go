@@ -233,7 +233,7 @@ func tpmPublicKey(b tpm2.TPM2BPublic) (*protocol.PublicKey, error) {
 func tpmSession(opts Options, fn func(t transport.TPM, srk *srkHandle) error) (err error) {
 	t, err := openTPMTransport(opts)
 	if err != nil {
-		return fmt.Errorf("keystore: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer func() { err = errors.Join(err, closeErr(t.Close())) }()
 	rsp, err := tpm2.CreatePrimary{
@@ -344,7 +344,7 @@ func createTPM(opts Options) (Store, error) {
 	}
 	path := keyPath(opts.Dir, TPMKeyName)
 	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
 	}
 	secret, err := newSecret()
 	if err != nil {
@@ -405,7 +405,7 @@ func createTPM(opts Options) (Store, error) {
 	if err := atomicfile.CreateFile(path, append(data, '\n'), 0o600); err != nil {
 		undo()
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+			return nil, fmt.Errorf("%w: %s", ErrExists, path)
 		}
 		return nil, fmt.Errorf("keystore: write TPM key file: %w", err)
 	}
@@ -462,7 +462,7 @@ func counterName(t transport.TPM, idx tpm2.TPMHandle) (tpm2.TPM2BName, error) {
 	want := tpmCounterAttrs
 	want.Written = pub.Attributes.Written
 	if pub.Attributes != want || pub.DataSize != 8 || pub.NameAlg != tpm2.TPMAlgSHA256 || len(pub.AuthPolicy.Buffer) != 0 {
-		return tpm2.TPM2BName{}, fmt.Errorf("keystore: %w: NV index %#x is not the allow-list counter amesh defined", ErrCorrupt, uint32(idx))
+		return tpm2.TPM2BName{}, fmt.Errorf("%w: NV index %#x is not the allow-list counter amesh defined", ErrCorrupt, uint32(idx))
 	}
 	return rsp.NVName, nil
 }
@@ -560,7 +560,7 @@ func openTPM(opts Options) (Store, error) {
 			return tpmErr("unseal the sealing secret", err, otherOp)
 		}
 		if len(rsp.OutData.Buffer) != SecretSize {
-			return fmt.Errorf("keystore: %w: sealing secret is %d bytes", ErrCorrupt, len(rsp.OutData.Buffer))
+			return fmt.Errorf("%w: sealing secret is %d bytes", ErrCorrupt, len(rsp.OutData.Buffer))
 		}
 		s.secret = clone(rsp.OutData.Buffer)
 		_, err = readCounter(t, s.nv)
@@ -721,7 +721,7 @@ func (s *tpmStore) CommitGeneration(g uint64) error {
 func (s *tpmStore) counter(fn func(t transport.TPM) error) (err error) {
 	t, err := openTPMTransport(s.opts)
 	if err != nil {
-		return fmt.Errorf("keystore: %w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer func() { err = errors.Join(err, closeErr(t.Close())) }()
 	return fn(t)

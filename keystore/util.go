@@ -60,7 +60,7 @@ func ensureDir(dir string) error {
 		return fmt.Errorf("keystore: %w", err)
 	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("keystore: %w: directory %s has mode %04o, writable by group or others: run chmod 700 %s", ErrInsecurePermissions, dir, fi.Mode().Perm(), dir)
+		return fmt.Errorf("%w: directory %s has mode %04o, writable by group or others: run chmod 700 %s", ErrInsecurePermissions, dir, fi.Mode().Perm(), dir)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func (g itemGeneration) get() (uint64, error) {
 		return 0, fmt.Errorf("keystore: read the allow-list generation from the Keychain: %w", err)
 	}
 	if len(b) != 8 {
-		return 0, fmt.Errorf("keystore: %w: Keychain generation item has %d bytes", ErrCorrupt, len(b))
+		return 0, fmt.Errorf("%w: Keychain generation item has %d bytes", ErrCorrupt, len(b))
 	}
 	return binary.BigEndian.Uint64(b), nil
 }
@@ -150,7 +150,7 @@ func createWrapped(opts Options, items itemStore) (Store, error) {
 	}
 	path := keyPath(opts.Dir, WrappedKeyName)
 	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+		return nil, fmt.Errorf("%w: %s", ErrExists, path)
 	}
 	k, err := protocol.GeneratePrivateKey(nil)
 	if err != nil {
@@ -194,7 +194,7 @@ func createWrapped(opts Options, items itemStore) (Store, error) {
 		items.remove(wrapAccount(opts.KeyAlias))
 		items.remove(genAccount(opts.KeyAlias))
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("keystore: %w: %s", ErrExists, path)
+			return nil, fmt.Errorf("%w: %s", ErrExists, path)
 		}
 		return nil, fmt.Errorf("keystore: write wrapped key file: %w", err)
 	}
@@ -235,19 +235,19 @@ func openWrapped(opts Options, items itemStore) (Store, error) {
 	}
 	wipe(wrap)
 	if aead == nil {
-		return nil, fmt.Errorf("keystore: %w: wrapping key in the Keychain has the wrong size", ErrCorrupt)
+		return nil, fmt.Errorf("%w: wrapping key in the Keychain has the wrong size", ErrCorrupt)
 	}
 	pt, err := aead.Open(nil, nonce, ct, f.ad())
 	if err != nil {
-		return nil, fmt.Errorf("keystore: %w: %s does not decrypt with its Keychain wrapping key", ErrCorrupt, keyPath(opts.Dir, WrappedKeyName))
+		return nil, fmt.Errorf("%w: %s does not decrypt with its Keychain wrapping key", ErrCorrupt, keyPath(opts.Dir, WrappedKeyName))
 	}
 	defer wipe(pt)
 	k, err := protocol.ParsePrivateKey(pt[:32])
 	if err != nil {
-		return nil, fmt.Errorf("keystore: %w: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if base64.StdEncoding.EncodeToString(k.PublicKey()) != f.PublicKey {
-		return nil, fmt.Errorf("keystore: %w: private and public key differ", ErrCorrupt)
+		return nil, fmt.Errorf("%w: private and public key differ", ErrCorrupt)
 	}
 	return &wrappedStore{gen: itemGeneration{items, genAccount(f.Alias)}, key: k, secret: clone(pt[32:])}, nil
 }
