@@ -1,6 +1,6 @@
 // Builds and runs js/test/go (the Go side of the interop tests).
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ROOT, hasCommand } from "./util.js";
@@ -11,7 +11,10 @@ export const hasGo = () => hasCommand(process.env.GO ?? "go");
 /** Builds the helper once per process; returns its path. */
 export function buildGoHelper() {
   if (!built) {
-    const out = join(mkdtempSync(join(tmpdir(), "amesh-go-")), "amesh-js-interop");
+    const dir = mkdtempSync(join(tmpdir(), "amesh-go-"));
+    // The binary is some 10 MB: removed when the test process exits.
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, "amesh-js-interop");
     execFileSync(process.env.GO ?? "go", ["build", "-o", out, "./js/test/go"], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
     built = out;
   }
