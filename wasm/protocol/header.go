@@ -158,7 +158,7 @@ func parseValue(value string) (*Header, error) {
 	// The id is either spelling of the key (as decodeKeyString accepts):
 	// 44 characters, base64url as soon as one character is - or _.
 	alphabet := b64Std
-	if strings.ContainsAny(h.ID, "-_") {
+	if strings.IndexByte(h.ID, '-') >= 0 || strings.IndexByte(h.ID, '_') >= 0 { // ContainsAny costs several times more
 		alphabet = b64URL
 	}
 	if len(h.ID) != 44 || !decodeBase64(h.Key[:], h.ID, alphabet) || !plausibleCompressed(h.Key[:]) {
