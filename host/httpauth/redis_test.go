@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amesh-go/amesh/host/internal/redistest"
 	"github.com/amesh-go/amesh/host/redisnonce"
+	"github.com/amesh-go/amesh/internal/redistest"
 )
 
 // TestSharedRedis runs two middleware instances, one per engine, on two

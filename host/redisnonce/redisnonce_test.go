@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amesh-go/amesh/host/internal/redistest"
+	"github.com/amesh-go/amesh/internal/redistest"
 )
 
 func newStore(t *testing.T, srv *redistest.Server, opts Options) *Store {

@@ -1,6 +1,6 @@
 // Package redistest starts real redis-server processes for tests, on free
-// loopback ports, and stops and restarts them on demand. It serves the whole
-// module (host/internal/redistest serves host/ only and is the same code).
+// loopback ports, and stops and restarts them on demand, for every package
+// of the module.
 package redistest
 
 import (
