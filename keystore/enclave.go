@@ -2,19 +2,15 @@ package keystore
 
 import (
 	"bytes"
-	"crypto/elliptic"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"sync"
 
 	"github.com/amesh-go/amesh/internal/atomicfile"
 	"github.com/amesh-go/amesh/wasm/protocol"
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // The Secure Enclave backend: the signing key is a P-256 key that the Mac's
@@ -139,30 +135,6 @@ func enclavePublicKey(raw []byte) (*protocol.PublicKey, error) {
 		return nil, errors.New("public key is not on the P-256 curve")
 	}
 	return pub, nil
-}
-
-// p256Order is n: r and s of a signature lie in [1, n-1].
-var p256Order = elliptic.P256().Params().N
-
-// signatureFromDER turns the Secure Enclave's ASN.1 DER signature into the
-// 64-byte low-S r||s the protocol uses. It accepts strict DER only (minimal
-// lengths and integers, nothing after the sequence), and r and s in
-// [1, n-1]: the range is checked before normalising, since replacing an
-// s >= n by its "negation" could turn garbage into something in range.
-func signatureFromDER(der []byte) ([]byte, error) {
-	var seq cryptobyte.String
-	var r, s []byte
-	in := cryptobyte.String(der)
-	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
-		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() {
-		return nil, errors.New("not a DER ECDSA signature")
-	}
-	for _, v := range [][]byte{r, s} {
-		if n := new(big.Int).SetBytes(v); n.Sign() == 0 || n.Cmp(p256Order) >= 0 {
-			return nil, errors.New("r or s out of range")
-		}
-	}
-	return protocol.RawSignature(r, s)
 }
 
 // enclaveStore is an open Secure Enclave key.
@@ -339,7 +311,7 @@ func (s *enclaveStore) SignDigest(d []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keystore: sign with the Secure Enclave: %w", err)
 	}
-	sig, err := signatureFromDER(der)
+	sig, err := protocol.SignatureFromDER(der)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: the Secure Enclave returned an unusable signature: %v", err)
 	}

@@ -25,6 +25,9 @@ import (
 // softEnclave stands in for the Secure Enclave in tests: software P-256
 // keys by tag, DER signatures, and switches that make it misbehave the ways
 // the real one could. The real one is exercised on a Mac only.
+// p256Order is n: r and s of a signature lie in [1, n-1].
+var p256Order = elliptic.P256().Params().N
+
 type softEnclave struct {
 	mu   sync.Mutex
 	keys map[string]*ecdsa.PrivateKey
@@ -698,7 +701,7 @@ func TestSignatureFromDER(t *testing.T) {
 		{"truncated", derForTest(one, two)[:7], nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sig, err := signatureFromDER(tc.der)
+			sig, err := protocol.SignatureFromDER(tc.der)
 			if tc.r == nil {
 				if err == nil {
 					t.Fatalf("accepted: %x", sig)
@@ -736,7 +739,7 @@ func FuzzSignatureFromDER(f *testing.F) {
 	f.Add(derForTest(big.NewInt(1), new(big.Int).Sub(p256Order, big.NewInt(1))))
 	f.Add(mustHex("3006 020101 020102"))
 	f.Fuzz(func(t *testing.T, der []byte) {
-		sig, err := signatureFromDER(der)
+		sig, err := protocol.SignatureFromDER(der)
 		if err != nil {
 			return
 		}

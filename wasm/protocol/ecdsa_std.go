@@ -36,29 +36,6 @@ func decompressPoint(pk *PublicKey, b []byte) error {
 // verifyECDSA runs plain ECDSA verification; the caller has checked the
 // ranges of r and s and the low-S rule.
 func verifyECDSA(k *PublicKey, digest []byte, sig *[SignatureSize]byte) bool {
-	return ecdsa.VerifyASN1(k.key, digest, derSignature(sig))
-}
-
-// derSignature encodes r||s as the ASN.1 ECDSA-Sig-Value that crypto/ecdsa
-// verifies. r and s are below n < 2^256, so every length fits in one byte.
-func derSignature(sig *[SignatureSize]byte) []byte {
-	out := make([]byte, 0, 72)
-	out = append(out, 0x30, 0)
-	out = appendDERInt(out, sig[:32])
-	out = appendDERInt(out, sig[32:])
-	out[1] = byte(len(out) - 2)
-	return out
-}
-
-func appendDERInt(out, v []byte) []byte {
-	for len(v) > 1 && v[0] == 0 {
-		v = v[1:]
-	}
-	out = append(out, 0x02)
-	if v[0]&0x80 != 0 {
-		out = append(out, byte(len(v)+1), 0)
-	} else {
-		out = append(out, byte(len(v)))
-	}
-	return append(out, v...)
+	der, _ := DERSignature(sig[:]) // 64 bytes: cannot fail
+	return ecdsa.VerifyASN1(k.key, digest, der)
 }

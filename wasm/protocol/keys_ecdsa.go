@@ -7,6 +7,9 @@ import (
 	"crypto/elliptic"
 	"errors"
 	"io"
+
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // This file holds the parts of the key API that are built on crypto/ecdsa:
@@ -100,36 +103,33 @@ func (k *PrivateKey) SignDigest(digest []byte) ([]byte, error) {
 	if err != nil {
 		return nil, wrap("amesh: sign", err)
 	}
-	r, s, err := parseDERSignature(der)
-	if err != nil {
-		return nil, err
-	}
-	return RawSignature(r, s)
+	return SignatureFromDER(der)
 }
 
-// parseDERSignature reads the ECDSA-Sig-Value crypto/ecdsa produces.
-func parseDERSignature(der []byte) (r, s []byte, err error) {
-	bad := errors.New("amesh: malformed DER signature")
-	if len(der) < 8 || der[0] != 0x30 || int(der[1]) != len(der)-2 {
-		return nil, nil, bad
+// SignatureFromDER turns an ASN.1 DER ECDSA-Sig-Value (what crypto/ecdsa,
+// the Secure Enclave and most signers return) into the 64-byte low-S r||s
+// the protocol uses. It accepts strict DER only (minimal lengths and
+// integers, nothing after the sequence), and r and s in [1, n-1]: the range
+// is checked before normalising, since replacing an s >= n by its
+// "negation" could turn garbage into something in range.
+func SignatureFromDER(der []byte) ([]byte, error) {
+	var seq cryptobyte.String
+	var r, s []byte
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&seq, casn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() {
+		return nil, errors.New("amesh: not a DER ECDSA signature")
 	}
-	rest := der[2:]
-	readInt := func() ([]byte, error) {
-		if len(rest) < 2 || rest[0] != 0x02 || int(rest[1]) > len(rest)-2 || rest[1] == 0 {
-			return nil, bad
+	for _, v := range [][]byte{r, s} {
+		v = trimZeros(v)
+		var b [32]byte
+		if len(v) > 32 {
+			return nil, errors.New("amesh: r or s out of range")
 		}
-		v := rest[2 : 2+int(rest[1])]
-		rest = rest[2+int(rest[1]):]
-		return v, nil
+		copy(b[32-len(v):], v)
+		if isZero(b[:]) || !lessThan(b[:], orderN[:]) {
+			return nil, errors.New("amesh: r or s out of range")
+		}
 	}
-	if r, err = readInt(); err != nil {
-		return nil, nil, err
-	}
-	if s, err = readInt(); err != nil {
-		return nil, nil, err
-	}
-	if len(rest) != 0 {
-		return nil, nil, bad
-	}
-	return r, s, nil
+	return RawSignature(r, s)
 }

@@ -56,11 +56,7 @@ func TestP256AgainstCryptoECDSA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, s, err := parseDERSignature(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := RawSignature(r, s)
+		raw, err := SignatureFromDER(der)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,34 +55,6 @@ func SPKI(k *protocol.PublicKey) ([]byte, error) {
 	return append(append(make([]byte, 0, len(spkiPrefix)+65), spkiPrefix...), u...), nil
 }
 
-// DERSignature encodes a raw 64-byte r||s signature as the ASN.1
-// ECDSA-Sig-Value that EVP_DigestVerify expects. r and s are below the group
-// order (checked by the core), so every length fits in one byte.
-func DERSignature(raw []byte) ([]byte, error) {
-	if len(raw) != protocol.SignatureSize {
-		return nil, fmt.Errorf("hostcrypto: signature of %d bytes, want %d", len(raw), protocol.SignatureSize)
-	}
-	out := make([]byte, 2, 72)
-	out[0] = 0x30
-	out = appendInt(out, raw[:32])
-	out = appendInt(out, raw[32:])
-	out[1] = byte(len(out) - 2)
-	return out, nil
-}
-
-func appendInt(out, v []byte) []byte {
-	for len(v) > 1 && v[0] == 0 {
-		v = v[1:]
-	}
-	out = append(out, 0x02)
-	if v[0]&0x80 != 0 {
-		out = append(out, byte(len(v)+1), 0)
-	} else {
-		out = append(out, byte(len(v)))
-	}
-	return append(out, v...)
-}
-
 // EncodeArguments serialises VerifySignatureArguments for a SHA-256 ECDSA
 // verification of text with the DER key and DER signature.
 func EncodeArguments(spki, derSig, text []byte) []byte {
@@ -171,7 +143,7 @@ func readVarint(b []byte) (uint64, int) {
 // ErrInvalid (wrapped) when the host says it is not, and any other error when
 // the host could not answer; the caller then verifies in the guest instead.
 func Verify(call CallFunc, spki, text, rawSig []byte) error {
-	der, err := DERSignature(rawSig)
+	der, err := protocol.DERSignature(rawSig)
 	if err != nil {
 		return err
 	}

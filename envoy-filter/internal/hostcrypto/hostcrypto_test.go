@@ -95,7 +95,7 @@ func TestDERSignatureMatchesASN1(t *testing.T) {
 	_, sig, _ := hostcrypto.ProbeVector()
 	cases = append(cases, sig)
 	for _, raw := range cases {
-		der, err := hostcrypto.DERSignature(raw)
+		der, err := protocol.DERSignature(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestDERSignatureMatchesASN1(t *testing.T) {
 			t.Errorf("DER %x, want %x", der, want)
 		}
 	}
-	if _, err := hostcrypto.DERSignature(make([]byte, 63)); err == nil {
+	if _, err := protocol.DERSignature(make([]byte, 63)); err == nil {
 		t.Error("63-byte signature accepted")
 	}
 }
