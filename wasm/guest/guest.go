@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/amesh-go/amesh/wasm/abi"
+	"github.com/amesh-go/amesh/wasm/internal/errwrap"
 	"github.com/amesh-go/amesh/wasm/internal/sha256"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
@@ -241,19 +242,31 @@ func (g *guest) verify(rec []byte, res *abi.Result) error {
 // verifySignature asks the host's crypto, as configured, and falls back to
 // the core's own when the host has none.
 func (g *guest) verifySignature(c *protocol.Check) error {
-	if g.crypto != abi.CryptoGuest {
-		var digest []byte // nil: the host hashes the message
-		if g.crypto == abi.CryptoHost {
-			digest = c.Digest()
-		}
-		switch g.host.VerifyECDSA(c.Device().Key.Uncompressed(), c.Message(), digest, c.Signature()) {
-		case abi.SigValid:
-			return nil
-		case abi.SigInvalid:
-			return errors.New("signature does not verify (host crypto)")
-		}
+	if decided, err := g.hostVerdict(c.Device().Key, c.Message(), c.Digest, c.Signature()); decided {
+		return err
 	}
 	return c.VerifySignature()
+}
+
+// hostVerdict asks the ecdsa_verify import, unless the configuration keeps
+// verification in wasm. decided is false when the guest must verify itself
+// (crypto guest, or the host answered unsupported). digest is called only
+// when the host wants the guest's digest (abi.CryptoHost).
+func (g *guest) hostVerdict(key *protocol.PublicKey, msg []byte, digest func() []byte, sig []byte) (decided bool, err error) {
+	if g.crypto == abi.CryptoGuest {
+		return false, nil
+	}
+	var d []byte // nil: the host hashes the message
+	if g.crypto == abi.CryptoHost {
+		d = digest()
+	}
+	switch g.host.VerifyECDSA(key.Uncompressed(), msg, d, sig) {
+	case abi.SigValid:
+		return true, nil
+	case abi.SigInvalid:
+		return true, errors.New("signature does not verify (host crypto)")
+	}
+	return false, nil
 }
 
 // verifySignatureRecord checks one bare signature (amesh_verify_signature)
@@ -300,18 +313,9 @@ func (g *guest) checkSignature(key *protocol.PublicKey, msg, sig []byte) error {
 	if err := protocol.CheckScalars(sig); err != nil {
 		return err
 	}
-	if g.crypto != abi.CryptoGuest {
-		var digest []byte
-		if g.crypto == abi.CryptoHost {
-			d := sha256.Sum256(msg)
-			digest = d[:]
-		}
-		switch g.host.VerifyECDSA(key.Uncompressed(), msg, digest, sig) {
-		case abi.SigValid:
-			return nil
-		case abi.SigInvalid:
-			return errors.New("signature does not verify (host crypto)")
-		}
+	digest := func() []byte { d := sha256.Sum256(msg); return d[:] }
+	if decided, err := g.hostVerdict(key, msg, digest, sig); decided {
+		return err
 	}
 	return key.Verify(msg, sig)
 }
@@ -639,20 +643,8 @@ func (g *guest) call(work func(res *abi.Result) error) []byte {
 // The guest does not import fmt, which would link reflect into amesh.wasm
 // (see the package documentation of wasm/protocol); these stand in for it.
 
-// wrapError is the error fmt.Errorf("prefix: %w", err) returns.
-type wrapError struct {
-	msg string
-	err error
-}
-
-func (e *wrapError) Error() string { return e.msg }
-func (e *wrapError) Unwrap() error { return e.err }
-
-// wrap returns an error that reads "prefix: " and err's text, and unwraps
-// to err, as fmt.Errorf("prefix: %w", err) does.
-func wrap(prefix string, err error) error {
-	return &wrapError{msg: prefix + ": " + err.Error(), err: err}
-}
+// wrap is errwrap.Wrap: fmt.Errorf("prefix: %w", err) without fmt.
+var wrap = errwrap.Wrap
 
 // itoa formats a number from a record or an export's arguments.
 func itoa[T ~int32 | ~int64](v T) string { return strconv.FormatInt(int64(v), 10) }

@@ -1,6 +1,10 @@
 package protocol
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/amesh-go/amesh/wasm/internal/errwrap"
+)
 
 // Code is a public error code: the value of the "error" member of the JSON
 // body a verifier sends with a rejection. Every code maps to exactly one HTTP
@@ -98,21 +102,8 @@ func malformed(detail string) error {
 	return &HeaderError{Code: CodeMalformedHeader, Detail: detail}
 }
 
-// wrapError is the error fmt.Errorf("prefix: %w", err) returns, made
-// without fmt (see doc.go).
-type wrapError struct {
-	msg string
-	err error
-}
-
-func (e *wrapError) Error() string { return e.msg }
-func (e *wrapError) Unwrap() error { return e.err }
-
-// wrap returns an error that reads "prefix: " and err's text, and unwraps
-// to err, as fmt.Errorf("prefix: %w", err) does.
-func wrap(prefix string, err error) error {
-	return &wrapError{msg: prefix + ": " + err.Error(), err: err}
-}
+// wrap is errwrap.Wrap: fmt.Errorf("prefix: %w", err) without fmt.
+var wrap = errwrap.Wrap
 
 // ErrNonceStoreFull is returned by a NonceStore that has no room for another
 // nonce. Verifiers treat it like any store failure: they reject (fail closed).
