@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
 	"github.com/amesh-go/amesh/internal/atomicfile"
+	"github.com/amesh-go/amesh/internal/strictjson"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -74,13 +74,8 @@ func parseEnclaveFile(data []byte) (*enclaveFile, *protocol.PublicKey, error) {
 		return nil, nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxKeyFileBytes)
 	}
 	var f enclaveFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Decode(data, &f); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
 	}
 	if f.Version != 1 || f.Alias == "" || len(f.Alias) > maxAliasBytes {
 		return nil, nil, fmt.Errorf("%w: version or alias", ErrCorrupt)

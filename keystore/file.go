@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/subtle"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/amesh-go/amesh/internal/atomicfile"
+	"github.com/amesh-go/amesh/internal/strictjson"
 	"github.com/amesh-go/amesh/wasm/protocol"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -101,13 +101,8 @@ func parseKeyFile(data []byte) (*parsedKeyFile, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxKeyFileBytes)
 	}
 	var f keyFileJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
 	}
 	if f.Version != fileVersion {
 		return nil, fmt.Errorf("%w: version %d, this build reads version %d", ErrCorrupt, f.Version, fileVersion)

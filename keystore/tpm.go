@@ -8,12 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"sync"
 
 	"github.com/amesh-go/amesh/internal/atomicfile"
+	"github.com/amesh-go/amesh/internal/strictjson"
 	"github.com/amesh-go/amesh/wasm/protocol"
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -116,13 +116,8 @@ func parseTPMKeyFile(data []byte) (*tpmKey, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxKeyFileBytes)
 	}
 	var f tpmKeyFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Decode(data, &f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
 	}
 	if f.Version != 1 {
 		return nil, fmt.Errorf("%w: version %d, this build reads version 1", ErrCorrupt, f.Version)

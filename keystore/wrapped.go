@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
 	"github.com/amesh-go/amesh/internal/atomicfile"
+	"github.com/amesh-go/amesh/internal/strictjson"
 	"github.com/amesh-go/amesh/wasm/protocol"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -113,13 +112,8 @@ func parseWrappedFile(data []byte) (*wrappedFile, []byte, []byte, error) {
 		return nil, nil, nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxKeyFileBytes)
 	}
 	var f wrappedFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
+	if err := strictjson.Decode(data, &f); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, nil, nil, fmt.Errorf("%w: data after the JSON object", ErrCorrupt)
 	}
 	if f.Version != 1 || f.Alias == "" || len(f.Alias) > 128 {
 		return nil, nil, nil, fmt.Errorf("%w: version or alias", ErrCorrupt)

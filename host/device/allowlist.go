@@ -1,7 +1,6 @@
 package device
 
 import (
-	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,12 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/amesh-go/amesh/internal/strictjson"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -153,13 +152,10 @@ func openList(path string, key, data []byte) (*listBody, error) {
 		return nil, integrity(path, "the file is larger than %d bytes", maxListBytes)
 	}
 	var f sealedFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, integrity(path, "the file is not a sealed allow list (%v)", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if err := strictjson.Decode(data, &f); errors.Is(err, strictjson.ErrTrailingData) {
 		return nil, integrity(path, "data after the sealed allow list")
+	} else if err != nil {
+		return nil, integrity(path, "the file is not a sealed allow list (%v)", err)
 	}
 	if f.Version != sealedVersion {
 		return nil, integrity(path, "unknown format version %d", f.Version)
@@ -171,9 +167,7 @@ func openList(path string, key, data []byte) (*listBody, error) {
 	// Authentic from here on: a failure below means a bug, or a key
 	// shared with something else, and still must not be trusted.
 	var body listBody
-	dec = json.NewDecoder(bytes.NewReader(f.List))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	if err := strictjson.Decode(f.List, &body); err != nil {
 		return nil, integrity(path, "sealed content is malformed (%v)", err)
 	}
 	if err := checkEntries(body.Devices); err != nil {

@@ -12,12 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/amesh-go/amesh/envoy-filter/internal/noncecache"
+	"github.com/amesh-go/amesh/internal/strictjson"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -127,13 +127,10 @@ func Parse(data []byte) (*Config, error) {
 		return nil, errors.New("plugin configuration is empty: an allow list is required")
 	}
 	var f File
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("plugin configuration is not valid JSON for this filter: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if err := strictjson.Decode(data, &f); errors.Is(err, strictjson.ErrTrailingData) {
 		return nil, errors.New("plugin configuration has data after the JSON object")
+	} else if err != nil {
+		return nil, fmt.Errorf("plugin configuration is not valid JSON for this filter: %w", err)
 	}
 	return f.Check()
 }
