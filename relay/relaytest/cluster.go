@@ -4,7 +4,6 @@ package relaytest
 // for the tests of provisioning and of the multi-instance relay.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,24 +25,7 @@ import (
 )
 
 // Logs collects a relay's logs from many goroutines.
-type Logs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (l *Logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String returns everything logged so far.
-func (l *Logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type Logs = testenv.Logs
 
 // Instance is a running relay whose logs a test can read and which it can
 // stop early.

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,30 +23,12 @@ import (
 	"github.com/amesh-go/amesh/relay/wire"
 )
 
-// syncBuffer collects the relay's logs from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // relay is a real amesh-relay serving on a loopback port.
 type relay struct {
 	srv  *server.Server
 	addr string // host:port
 	url  string // ws://host:port/ws
-	logs *syncBuffer
+	logs *testenv.Logs
 }
 
 // testConfig shortens every timer so that tests run in milliseconds, and
@@ -74,7 +54,7 @@ func testConfig() server.Config {
 
 func startRelay(t *testing.T, cfg server.Config) *relay {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Logs{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	store := state.NewMemory(state.Options{MaxWrongJoins: 5}, nil)
 	srv, err := server.New(cfg, store)
@@ -198,13 +178,7 @@ func rejections(t *testing.T, r *relay, reason wire.Reason) float64 {
 // after a disconnect).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, what, cond)
 }
 
 // expectClosed reads until the connection ends and returns the last relay

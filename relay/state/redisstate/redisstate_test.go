@@ -1,14 +1,12 @@
 package redisstate_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/amesh-go/amesh/internal/redistest"
+	"github.com/amesh-go/amesh/internal/testenv"
 	"github.com/amesh-go/amesh/relay/state"
 	"github.com/amesh-go/amesh/relay/state/redisstate"
 	"github.com/amesh-go/amesh/relay/state/statetest"
@@ -78,7 +77,7 @@ func TestPing(t *testing.T) {
 // included, once Redis is back on its port.
 func TestUnavailableAndRecovery(t *testing.T) {
 	srv := redistest.Start(t)
-	var logs syncBuffer
+	var logs testenv.Logs
 	c, err := redisstate.NewClient(srv.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -180,32 +179,9 @@ func TestNewClientURLErrorsHidePasswords(t *testing.T) {
 	c.Close()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 // TestMain keeps go-redis's own dial-failure lines, expected while tests
