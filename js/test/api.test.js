@@ -104,6 +104,12 @@ test("body limit: 413 from Content-Length unread, and from a stream read up to t
   assert.ok(pulled < 1000, `read ${pulled} bytes of an endless body`);
   // Exactly at the limit is fine.
   assert.equal((await v.verify(await signed(`${HOST}/big`, { method: "POST", body: "y".repeat(100) }))).ok, true);
+  // Bytes handed to decide() directly are held to the same limit, in every crypto mode.
+  for (const crypto of ["node", "webcrypto", "wasm"]) {
+    const vc = createVerifier({ allowList, maxBodyBytes: 100, crypto, logger: null });
+    const d = await vc.decide({ method: "POST", target: "/big", host: "api.example.test", authorization: s.authorization, body: new TextEncoder().encode(big) });
+    assert.deepEqual([d.status, d.error], [413, "payload_too_large"], crypto);
+  }
 });
 
 test("the memory nonce store: replays refused, bounded, fails closed when full, reclaims expired", async () => {
