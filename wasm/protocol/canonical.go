@@ -21,11 +21,13 @@ func BodyHash(body []byte) string {
 // doc.go).
 func lowerHex(b []byte) string {
 	const digits = "0123456789abcdef"
-	out := make([]byte, 2*len(b))
-	for i, c := range b {
-		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	var out strings.Builder // one allocation, not a buffer and its string copy
+	out.Grow(2 * len(b))
+	for _, c := range b {
+		out.WriteByte(digits[c>>4])
+		out.WriteByte(digits[c&15])
 	}
-	return string(out)
+	return out.String()
 }
 
 // Message holds the inputs of a canonical string. Target is the TARGET line,

@@ -40,13 +40,16 @@ type Header struct {
 	Timestamp  int64
 	NonceBytes []byte
 	Signature  [SignatureSize]byte
+
+	// nonceBuf backs NonceBytes: one allocation less per request.
+	nonceBuf [MaxNonceBytes]byte
 }
 
 // ParseAuthorization parses the Authorization header of a request given all
 // its values: none is missing_header, more than one is malformed_header.
 func ParseAuthorization(values []string) (*Header, error) {
-	h, err := parseAuthorization(values)
-	if err != nil {
+	h := new(Header)
+	if err := parseAuthorization(h, values); err != nil {
 		return nil, err
 	}
 	// The decision path defers the curve check to keep verification cheap;
@@ -66,34 +69,36 @@ func ParseHeader(value string) (*Header, error) {
 	return ParseAuthorization([]string{value})
 }
 
-func parseAuthorization(values []string) (*Header, error) {
+// parseAuthorization parses into h, which the caller allocates: the
+// verifier keeps it inside its Check, one allocation less per request.
+func parseAuthorization(h *Header, values []string) error {
 	switch len(values) {
 	case 0:
-		return nil, ErrMissingHeader
+		return ErrMissingHeader
 	case 1:
 	default:
-		return nil, malformed(strconv.Itoa(len(values)) + " Authorization headers, want exactly one")
+		return malformed(strconv.Itoa(len(values)) + " Authorization headers, want exactly one")
 	}
-	return parseValue(values[0])
+	return parseValue(h, values[0])
 }
 
 // The parameters, in the order of the bit that marks each as seen.
 var paramNames = [...]string{"v", "id", "ts", "nonce", "sig"}
 
-func parseValue(value string) (*Header, error) {
+func parseValue(h *Header, value string) error {
 	if len(value) > MaxHeaderBytes {
-		return nil, malformed("header is " + strconv.Itoa(len(value)) + " bytes, limit " + strconv.Itoa(MaxHeaderBytes))
+		return malformed("header is " + strconv.Itoa(len(value)) + " bytes, limit " + strconv.Itoa(MaxHeaderBytes))
 	}
 	s := trimOWS(value)
 	if s == "" {
-		return nil, ErrMissingHeader
+		return ErrMissingHeader
 	}
 	if len(s) < len(Scheme) || !strings.EqualFold(s[:len(Scheme)], Scheme) {
-		return nil, malformed("scheme is not " + Scheme)
+		return malformed("scheme is not " + Scheme)
 	}
 	s = s[len(Scheme):]
 	if s == "" || s[0] != ' ' {
-		return nil, malformed("no parameters after the scheme")
+		return malformed("no parameters after the scheme")
 	}
 	for s != "" && s[0] == ' ' {
 		s = s[1:]
@@ -104,16 +109,16 @@ func parseValue(value string) (*Header, error) {
 	for {
 		name, rest, ok := cutToken(s)
 		if !ok {
-			return nil, malformed("expected a parameter name")
+			return malformed("expected a parameter name")
 		}
 		rest = trimLeftOWS(rest)
 		if rest == "" || rest[0] != '=' {
-			return nil, malformed("parameter " + strconv.Quote(name) + " has no value")
+			return malformed("parameter " + strconv.Quote(name) + " has no value")
 		}
 		rest = trimLeftOWS(rest[1:])
 		var val string
 		if val, rest, ok = cutValue(rest); !ok {
-			return nil, malformed("parameter " + strconv.Quote(name) + ": bad value")
+			return malformed("parameter " + strconv.Quote(name) + ": bad value")
 		}
 		idx := -1
 		for i, n := range paramNames {
@@ -122,10 +127,10 @@ func parseValue(value string) (*Header, error) {
 			}
 		}
 		if idx < 0 {
-			return nil, malformed("unknown parameter " + strconv.Quote(name))
+			return malformed("unknown parameter " + strconv.Quote(name))
 		}
 		if seen&(1<<idx) != 0 {
-			return nil, malformed("duplicate parameter " + strconv.Quote(name))
+			return malformed("duplicate parameter " + strconv.Quote(name))
 		}
 		seen |= 1 << idx
 		vals[idx] = val
@@ -135,23 +140,23 @@ func parseValue(value string) (*Header, error) {
 			break
 		}
 		if rest[0] != ',' {
-			return nil, malformed("unexpected " + strconv.QuoteRune(rune(rest[0])) + " after parameter " + strconv.Quote(name))
+			return malformed("unexpected " + strconv.QuoteRune(rune(rest[0])) + " after parameter " + strconv.Quote(name))
 		}
 		s = trimLeftOWS(rest[1:])
 	}
 
 	if seen&1 == 0 {
-		return nil, malformed("no v parameter")
+		return malformed("no v parameter")
 	}
-	h := &Header{V: vals[0], ID: vals[1], TS: vals[2], Nonce: vals[3], Sig: vals[4]}
+	*h = Header{V: vals[0], ID: vals[1], TS: vals[2], Nonce: vals[3], Sig: vals[4]}
 	// The version is judged before the other parameters, whose syntax may
 	// differ in a version this parser does not know.
 	if h.V != Version1 && h.V != Version2 {
-		return nil, &HeaderError{Code: CodeUnsupportedVersion, Detail: "v=" + strconv.Quote(h.V)}
+		return &HeaderError{Code: CodeUnsupportedVersion, Detail: "v=" + strconv.Quote(h.V)}
 	}
 	for i, n := range paramNames {
 		if seen&(1<<i) == 0 {
-			return nil, malformed("no " + n + " parameter")
+			return malformed("no " + n + " parameter")
 		}
 	}
 
@@ -162,33 +167,36 @@ func parseValue(value string) (*Header, error) {
 		alphabet = b64URL
 	}
 	if len(h.ID) != 44 || !decodeBase64(h.Key[:], h.ID, alphabet) || !plausibleCompressed(h.Key[:]) {
-		return nil, malformed("id is not a base64 compressed P-256 public key")
+		return malformed("id is not a base64 compressed P-256 public key")
 	}
 
 	var err error
 	if h.Timestamp, err = parseDigits(h.TS); err != nil {
-		return nil, malformed("ts: " + err.Error())
+		return malformed("ts: " + err.Error())
 	}
 
 	n := b64DecodedLen(len(h.Nonce))
-	if n >= 0 {
+	switch {
+	case n >= 0 && n <= MaxNonceBytes:
+		h.NonceBytes = h.nonceBuf[:n]
+	case n > MaxNonceBytes: // refused below, after the base64 check
 		h.NonceBytes = make([]byte, n)
 	}
 	if n < 0 || !decodeBase64(h.NonceBytes, h.Nonce, b64URL) {
 		h.NonceBytes = nil
-		return nil, malformed("nonce is not unpadded base64url")
+		return malformed("nonce is not unpadded base64url")
 	}
 	if n < MinNonceBytes || n > MaxNonceBytes {
-		return nil, malformed("nonce is " + strconv.Itoa(n) + " bytes, want " + strconv.Itoa(MinNonceBytes) + " to " + strconv.Itoa(MaxNonceBytes))
+		return malformed("nonce is " + strconv.Itoa(n) + " bytes, want " + strconv.Itoa(MinNonceBytes) + " to " + strconv.Itoa(MaxNonceBytes))
 	}
 
 	if len(h.Sig) != 86 {
-		return nil, malformed("sig is " + strconv.Itoa(len(h.Sig)) + " characters, want 86")
+		return malformed("sig is " + strconv.Itoa(len(h.Sig)) + " characters, want 86")
 	}
 	if !decodeBase64(h.Signature[:], h.Sig, b64URL) {
-		return nil, malformed("sig is not unpadded base64url")
+		return malformed("sig is not unpadded base64url")
 	}
-	return h, nil
+	return nil
 }
 
 // maxTimestamp is the largest ts a header can carry (18 digits).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/amesh-go/amesh/wasm/internal/sha256"
@@ -198,6 +199,7 @@ func reject(code Code, reason Reason, err error) Result {
 type Check struct {
 	v       *Verifier
 	hdr     *Header
+	header  Header // what hdr points to: one allocation for both
 	device  *Device
 	target  string
 	auth    string
@@ -224,8 +226,9 @@ func (v *Verifier) Verify(ctx context.Context, req *Request, now time.Time) Resu
 // audience and target. It returns a nil Check with the rejection, or a Check
 // to continue with.
 func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
-	h, err := parseAuthorization(req.Authorization)
-	if err != nil {
+	c := &Check{v: v}
+	h := &c.header
+	if err := parseAuthorization(h, req.Authorization); err != nil {
 		var he *HeaderError
 		errors.As(err, &he)
 		return nil, reject(he.Code, Reason(he.Code), err)
@@ -258,7 +261,7 @@ func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
 		return fail(ReasonTimestampRange, errors.New("ts "+strconv.FormatInt(h.Timestamp, 10)+" is "+strconv.FormatInt(d, 10)+
 			"s from now, allowed ±"+strconv.FormatInt(v.skewSeconds, 10)+"s"))
 	}
-	c := &Check{v: v, hdr: h, device: dev}
+	c.hdr, c.device = h, dev
 	if h.V == Version2 {
 		scheme := req.Scheme
 		if scheme == "" {
@@ -358,7 +361,13 @@ func (c *Check) Device() *Device { return c.device }
 // NonceKey returns the key under which the nonce is recorded: the public key
 // followed by the decoded nonce, so that nonces of different devices never
 // collide.
-func (c *Check) NonceKey() string { return string(c.hdr.Key[:]) + string(c.hdr.NonceBytes) }
+func (c *Check) NonceKey() string {
+	var b strings.Builder // one allocation, where concatenating conversions makes two
+	b.Grow(len(c.hdr.Key) + len(c.hdr.NonceBytes))
+	b.Write(c.hdr.Key[:])
+	b.Write(c.hdr.NonceBytes)
+	return b.String()
+}
 
 // VerifySignature verifies the signature over the canonical string with the
 // configured crypto.
