@@ -41,29 +41,43 @@ func decodeBase64(dst []byte, s string, t *[256]byte) bool {
 	if b64DecodedLen(n) != len(dst) {
 		return false
 	}
-	i, j := 0, 0
-	for ; i+4 <= n; i, j = i+4, j+3 {
-		a, b, c, d := t[s[i]], t[s[i+1]], t[s[i+2]], t[s[i+3]]
+	// Eight characters, six bytes at a time while they last; slicing as
+	// we go lets the compiler drop the bounds checks.
+	for len(s) >= 8 && len(dst) >= 6 {
+		a, b, c, d := t[s[0]], t[s[1]], t[s[2]], t[s[3]]
+		e, f, g, h := t[s[4]], t[s[5]], t[s[6]], t[s[7]]
+		if (a|b|c|d|e|f|g|h)&0x80 != 0 {
+			return false
+		}
+		v := uint64(a)<<42 | uint64(b)<<36 | uint64(c)<<30 | uint64(d)<<24 |
+			uint64(e)<<18 | uint64(f)<<12 | uint64(g)<<6 | uint64(h)
+		dst[0], dst[1], dst[2], dst[3], dst[4], dst[5] =
+			byte(v>>40), byte(v>>32), byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+		s, dst = s[8:], dst[6:]
+	}
+	if len(s) >= 4 && len(dst) >= 3 {
+		a, b, c, d := t[s[0]], t[s[1]], t[s[2]], t[s[3]]
 		if (a|b|c|d)&0x80 != 0 {
 			return false
 		}
 		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
-		dst[j], dst[j+1], dst[j+2] = byte(v>>16), byte(v>>8), byte(v)
+		dst[0], dst[1], dst[2] = byte(v>>16), byte(v>>8), byte(v)
+		s, dst = s[4:], dst[3:]
 	}
-	switch n - i {
-	case 2:
-		a, b := t[s[i]], t[s[i+1]]
+	switch {
+	case len(s) == 2 && len(dst) == 1:
+		a, b := t[s[0]], t[s[1]]
 		if (a|b)&0x80 != 0 || b&0x0f != 0 {
 			return false
 		}
-		dst[j] = a<<2 | b>>4
-	case 3:
-		a, b, c := t[s[i]], t[s[i+1]], t[s[i+2]]
+		dst[0] = a<<2 | b>>4
+	case len(s) == 3 && len(dst) == 2:
+		a, b, c := t[s[0]], t[s[1]], t[s[2]]
 		if (a|b|c)&0x80 != 0 || c&0x03 != 0 {
 			return false
 		}
 		v := uint32(a)<<12 | uint32(b)<<6 | uint32(c)
-		dst[j], dst[j+1] = byte(v>>10), byte(v>>2)
+		dst[0], dst[1] = byte(v>>10), byte(v>>2)
 	}
 	return true
 }

@@ -20,14 +20,23 @@ func BodyHash(body []byte) string {
 // lowerHex is encoding/hex.EncodeToString, whose package imports fmt (see
 // doc.go).
 func lowerHex(b []byte) string {
-	const digits = "0123456789abcdef"
 	var out strings.Builder // one allocation, not a buffer and its string copy
 	out.Grow(2 * len(b))
 	for _, c := range b {
-		out.WriteByte(digits[c>>4])
-		out.WriteByte(digits[c&15])
+		out.WriteByte(hexLower[c>>4])
+		out.WriteByte(hexLower[c&15])
 	}
 	return out.String()
+}
+
+const hexLower = "0123456789abcdef"
+
+// appendLowerHex appends the lower-case hex form of b.
+func appendLowerHex(dst, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, hexLower[c>>4], hexLower[c&15])
+	}
+	return dst
 }
 
 // Message holds the inputs of a canonical string. Target is the TARGET line,
@@ -55,34 +64,50 @@ func (m *Message) Bytes() ([]byte, error) {
 			return nil, errors.New("amesh: canonical field contains a line break")
 		}
 	}
-	n := 5 + len(method) + 1 + len(m.Target) + 1 + len(m.TS) + 1 + len(m.Nonce) + 1 + len(m.BodyHash)
-	var b []byte
 	switch m.Version {
 	case Version1:
-		b = make([]byte, 0, n)
-		b = append(b, "AMv1\n"...)
-		b = append(b, method...)
 	case Version2:
 		if m.Authority == "" {
 			return nil, errors.New("amesh: version 2 needs an authority")
 		}
-		b = make([]byte, 0, n+len(m.Authority)+1)
-		b = append(b, "AMv2\n"...)
-		b = append(b, method...)
-		b = append(b, '\n')
-		b = append(b, m.Authority...)
 	default:
 		return nil, errors.New("amesh: unsupported version " + strconv.Quote(m.Version))
 	}
+	n := messageHeadLen(m.Version, method, m.Authority, m.Target, m.TS, m.Nonce) + len(m.BodyHash)
+	b := appendMessageHead(make([]byte, 0, n), m.Version, method, m.Authority, m.Target, m.TS, m.Nonce)
+	return append(b, m.BodyHash...), nil
+}
+
+// messageHeadLen is the length of the canonical string up to its BODYHASH
+// line.
+func messageHeadLen(version, method, authority, target, ts, nonce string) int {
+	n := 5 + len(method) + 1 + len(target) + 1 + len(ts) + 1 + len(nonce) + 1
+	if version == Version2 {
+		n += len(authority) + 1
+	}
+	return n
+}
+
+// appendMessageHead appends the canonical string up to its BODYHASH line.
+// The fields are already checked: version is Version1 or Version2, and no
+// field holds a line break.
+func appendMessageHead(b []byte, version, method, authority, target, ts, nonce string) []byte {
+	b = append(b, "AMv"...)
+	b = append(b, version...)
 	b = append(b, '\n')
-	b = append(b, m.Target...)
+	b = append(b, method...)
+	if version == Version2 {
+		b = append(b, '\n')
+		b = append(b, authority...)
+	}
 	b = append(b, '\n')
-	b = append(b, m.TS...)
+	b = append(b, target...)
 	b = append(b, '\n')
-	b = append(b, m.Nonce...)
+	b = append(b, ts...)
 	b = append(b, '\n')
-	b = append(b, m.BodyHash...)
-	return b, nil
+	b = append(b, nonce...)
+	b = append(b, '\n')
+	return b
 }
 
 // canonicalMethod upper-cases an HTTP method (ASCII only) and checks that it
@@ -160,7 +185,7 @@ func Authority(hostport, scheme string) (string, error) {
 		}
 		for i := 0; i < len(host); i++ {
 			c := host[i]
-			if !(isAlpha(c) || c >= '0' && c <= '9' || strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0) {
+			if charClass[c]&classHost == 0 {
 				return "", errors.New("amesh: authority: character " + strconv.QuoteRune(rune(c)) + " not allowed in a host")
 			}
 		}

@@ -36,14 +36,18 @@ type Header struct {
 	Nonce string // the nonce as sent
 	Sig   string // the signature as sent
 
-	Key        [PublicKeySize]byte
-	Timestamp  int64
-	NonceBytes []byte
-	Signature  [SignatureSize]byte
+	Key       [PublicKeySize]byte
+	Timestamp int64
+	Signature [SignatureSize]byte
 
-	// nonceBuf backs NonceBytes: one allocation less per request.
-	nonceBuf [MaxNonceBytes]byte
+	// The decoded nonce, in an array rather than a slice of one: a Header
+	// holding no pointer into itself can live on the verifier's stack.
+	nonce    [MaxNonceBytes]byte
+	nonceLen int
 }
+
+// NonceBytes returns the decoded nonce.
+func (h *Header) NonceBytes() []byte { return h.nonce[:h.nonceLen] }
 
 // ParseAuthorization parses the Authorization header of a request given all
 // its values: none is missing_header, more than one is malformed_header.
@@ -85,6 +89,34 @@ func parseAuthorization(h *Header, values []string) error {
 // The parameters, in the order of the bit that marks each as seen.
 var paramNames = [...]string{"v", "id", "ts", "nonce", "sig"}
 
+// paramIndex returns the index in paramNames of name, matched without
+// regard to case, or -1. (Names are tokens: c|0x20 lower-cases a letter, and
+// no other token byte becomes a letter by it.)
+func paramIndex(name string) int {
+	switch len(name) {
+	case 1:
+		if name[0]|0x20 == 'v' {
+			return 0
+		}
+	case 2:
+		switch string([]byte{name[0] | 0x20, name[1] | 0x20}) {
+		case "id":
+			return 1
+		case "ts":
+			return 2
+		}
+	case 5:
+		if strings.EqualFold(name, "nonce") {
+			return 3
+		}
+	case 3:
+		if strings.EqualFold(name, "sig") {
+			return 4
+		}
+	}
+	return -1
+}
+
 func parseValue(h *Header, value string) error {
 	if len(value) > MaxHeaderBytes {
 		return malformed("header is " + strconv.Itoa(len(value)) + " bytes, limit " + strconv.Itoa(MaxHeaderBytes))
@@ -120,12 +152,7 @@ func parseValue(h *Header, value string) error {
 		if val, rest, ok = cutValue(rest); !ok {
 			return malformed("parameter " + strconv.Quote(name) + ": bad value")
 		}
-		idx := -1
-		for i, n := range paramNames {
-			if strings.EqualFold(name, n) {
-				idx = i
-			}
-		}
+		idx := paramIndex(name)
 		if idx < 0 {
 			return malformed("unknown parameter " + strconv.Quote(name))
 		}
@@ -176,14 +203,14 @@ func parseValue(h *Header, value string) error {
 	}
 
 	n := b64DecodedLen(len(h.Nonce))
+	var dst []byte
 	switch {
 	case n >= 0 && n <= MaxNonceBytes:
-		h.NonceBytes = h.nonceBuf[:n]
+		dst = h.nonce[:n]
 	case n > MaxNonceBytes: // refused below, after the base64 check
-		h.NonceBytes = make([]byte, n)
+		dst = make([]byte, n)
 	}
-	if n < 0 || !decodeBase64(h.NonceBytes, h.Nonce, b64URL) {
-		h.NonceBytes = nil
+	if n < 0 || !decodeBase64(dst, h.Nonce, b64URL) {
 		return malformed("nonce is not unpadded base64url")
 	}
 	if n < MinNonceBytes || n > MaxNonceBytes {
@@ -196,6 +223,7 @@ func parseValue(h *Header, value string) error {
 	if !decodeBase64(h.Signature[:], h.Sig, b64URL) {
 		return malformed("sig is not unpadded base64url")
 	}
+	h.nonceLen = n
 	return nil
 }
 
@@ -245,13 +273,16 @@ func trimOWS(s string) string {
 // isTchar reports whether c may appear in an RFC 9110 token.
 func isTchar(c byte) bool { return charClass[c]&classTchar != 0 }
 
-// Character classes of RFC 9110, looked up in a table: the header parser
-// tests every byte, and in amesh.wasm the comparisons cost several times
-// the load.
+// Character classes of RFC 9110 and of the URL serialisers, looked up in a
+// table: the header parser and the target's fast paths test every byte, and
+// in amesh.wasm the comparisons cost several times the load.
 const (
 	classTchar = 1 << iota
 	classQdtext
 	classQuotedPair
+	classPlainPath // a path byte that serialises as itself and ends no segment
+	classFormPlain // a byte the form serializer keeps as it is
+	classHost      // a byte of a reg-name host, percent included
 )
 
 var charClass = func() (t [256]byte) {
@@ -265,6 +296,16 @@ var charClass = func() (t [256]byte) {
 		}
 		if b == '\t' || b == ' ' || (b >= 0x21 && b <= 0x7e) || b >= 0x80 {
 			t[c] |= classQuotedPair
+		}
+		// The path percent-encode set, and the bytes plainPath stops at.
+		if b > 0x20 && b < 0x7f && strings.IndexByte("\"#<>?`{}/\\", b) < 0 {
+			t[c] |= classPlainPath
+		}
+		if isAlpha(b) || b >= '0' && b <= '9' || b == '*' || b == '-' || b == '.' || b == '_' {
+			t[c] |= classFormPlain
+		}
+		if isAlpha(b) || b >= '0' && b <= '9' || strings.IndexByte("-._~!$&'()*+,;=%", b) >= 0 {
+			t[c] |= classHost
 		}
 	}
 	return t
@@ -287,18 +328,17 @@ func cutValue(s string) (val, rest string, ok bool) {
 	if s[0] != '"' {
 		return cutToken(s)
 	}
-	// Fast path: no quoted-pair, the value is a substring.
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if c == '"' {
-			return s[1:i], s[i+1:], true
-		}
-		if c == '\\' {
-			break
-		}
-		if !isQdtext(c) {
-			return "", "", false
-		}
+	// Fast path: no quoted-pair, the value is a substring. qdtext holds
+	// neither '"' nor '\\', so one test per byte finds the end.
+	i := 1
+	for i < len(s) && isQdtext(s[i]) {
+		i++
+	}
+	if i == len(s) || s[i] != '"' && s[i] != '\\' {
+		return "", "", false
+	}
+	if s[i] == '"' {
+		return s[1:i], s[i+1:], true
 	}
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {

@@ -1,9 +1,11 @@
 package protocol_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -451,5 +453,40 @@ func TestSignRequestTimeRange(t *testing.T) {
 	}
 	if _, err := protocol.SignRequest(f.key, protocol.SignParams{Method: "GET", Target: "/", Time: time.Unix(0, 0)}); err != nil {
 		t.Errorf("epoch: %v", err)
+	}
+}
+
+// The verifier keeps canonical strings of up to 256 bytes inside its Check
+// and longer ones on the heap: both must verify, through Verify and
+// through the Begin/AddBody/Finish steps, and both must catch tampering.
+func TestVerifyCanonicalStringLengths(t *testing.T) {
+	ctx := context.Background()
+	for _, n := range []int{1, 100, 120, 150, 200, 1000} {
+		for _, v := range []string{protocol.Version1, protocol.Version2} {
+			f := newFixture(t, func(c *protocol.Config) { c.Authorities = []string{"api.example.test"} })
+			target := "/" + strings.Repeat("p", n) + "?b=2&a=1"
+			req := f.sign(t, protocol.SignParams{Version: v, Target: target, Body: []byte("x")})
+			c, res := f.v.Begin(req, t0)
+			if c == nil {
+				t.Fatalf("v%s, %d: Begin: %s %v", v, n, res.Reason, res.Err)
+			}
+			if res := c.AddBody(req.Body); !res.OK() {
+				t.Fatalf("v%s, %d: AddBody: %s %v", v, n, res.Reason, res.Err)
+			}
+			if !bytes.Contains(c.Message(), []byte("\n/"+strings.Repeat("p", n)+"?a=1&b=2\n")) {
+				t.Fatalf("v%s, %d: canonical string %q", v, n, c.Message())
+			}
+			if err := c.VerifySignature(); err != nil {
+				t.Fatalf("v%s, %d: steps: %v", v, n, err)
+			}
+			tampered := *req
+			tampered.Target = "/" + strings.Repeat("q", n) + "?b=2&a=1"
+			if res := f.v.Verify(ctx, &tampered, t0); res.Reason != protocol.ReasonBadSignature {
+				t.Fatalf("v%s, %d: tampered target: %s", v, n, res.Reason)
+			}
+			if res := f.v.Verify(ctx, req, t0); !res.OK() {
+				t.Fatalf("v%s, %d: Verify: %s %v", v, n, res.Reason, res.Err)
+			}
+		}
 	}
 }

@@ -65,6 +65,9 @@ func joinTarget(path string, q rawQuery) string {
 	if !q.present {
 		return path
 	}
+	if t, ok := joinPlainQuery(path, q.raw); ok {
+		return t
+	}
 	sorted := sortedQuery(q.raw)
 	if sorted == "" {
 		return path
@@ -109,7 +112,7 @@ func cleanInput(s string, text bool) string {
 		j--
 	}
 	s = s[i:j]
-	if strings.ContainsAny(s, "\t\n\r") {
+	if hasTabOrNewline(s) {
 		s = strings.Map(func(r rune) rune {
 			if r == '\t' || r == '\n' || r == '\r' {
 				return -1
@@ -118,6 +121,17 @@ func cleanInput(s string, text bool) string {
 		}, s)
 	}
 	return s
+}
+
+// hasTabOrNewline is strings.ContainsAny(s, "\t\n\r") without the set
+// that ContainsAny builds on every call: it runs on every request.
+func hasTabOrNewline(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\t' || c == '\n' || c == '\r' {
+			return true
+		}
+	}
+	return false
 }
 
 // cutScheme recognises "scheme:" at the start of s, lower-casing it.
@@ -276,7 +290,7 @@ func plainPath(s string) (string, rawQuery, bool) {
 			segStart = i + 1
 			continue
 		}
-		if c == '\\' || c <= 0x20 || c >= 0x7f || strings.IndexByte("\"<>`{}", c) >= 0 {
+		if charClass[c]&classPlainPath == 0 {
 			return "", rawQuery{}, false
 		}
 	}
@@ -290,7 +304,14 @@ func plainPath(s string) (string, rawQuery, bool) {
 	return s[:end], q, true
 }
 
-func isDotSegment(seg string) bool { return isSingleDot(seg) || isDoubleDot(seg) }
+// isDotSegment reports whether seg is "." or "..", in any of their
+// percent-encoded spellings. Most segments fail the first test.
+func isDotSegment(seg string) bool {
+	if seg == "" || len(seg) > 6 || seg[0] != '.' && seg[0] != '%' {
+		return false
+	}
+	return isSingleDot(seg) || isDoubleDot(seg)
+}
 
 func isSingleDot(s string) bool { return s == "." || strings.EqualFold(s, "%2e") }
 
@@ -335,6 +356,73 @@ func encodeQuery(q string) string {
 }
 
 type queryPair struct{ name, value string }
+
+// maxPlainPairs bounds the pairs joinPlainQuery handles; they live on the
+// stack.
+const maxPlainPairs = 16
+
+// joinPlainQuery is the fast path of joinTarget for the common query whose
+// names and values need no decoding and no encoding: every byte is one the
+// form serializer keeps as it is, or a separator, and no piece holds more
+// than one "=". Then sorting the pieces by name and joining them gives what
+// sortedQuery would, with one allocation. It reports false for any other
+// query, which takes the general path.
+func joinPlainQuery(path, q string) (string, bool) {
+	var names, pieces [maxPlainPairs]string
+	n, size := 0, len(path)
+	for q != "" {
+		piece, rest, _ := strings.Cut(q, "&")
+		q = rest
+		if piece == "" {
+			continue
+		}
+		eq := -1
+		for i := 0; i < len(piece); i++ {
+			c := piece[i]
+			if c == '=' && eq < 0 {
+				eq = i
+			} else if charClass[c]&classFormPlain == 0 {
+				return "", false
+			}
+		}
+		if n == maxPlainPairs {
+			return "", false
+		}
+		name := piece
+		size += 1 + len(piece) // the "?" or "&" before it
+		if eq >= 0 {
+			name = piece[:eq]
+		} else {
+			size++ // a bare name is serialised with "="
+		}
+		// Insertion sort, stable: an ASCII name's byte order is its UTF-16
+		// order.
+		j := n
+		for ; j > 0 && names[j-1] > name; j-- {
+			names[j], pieces[j] = names[j-1], pieces[j-1]
+		}
+		names[j], pieces[j] = name, piece
+		n++
+	}
+	if n == 0 {
+		return path, true
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(path)
+	for i := range n {
+		if i == 0 {
+			b.WriteByte('?')
+		} else {
+			b.WriteByte('&')
+		}
+		b.WriteString(pieces[i])
+		if len(pieces[i]) == len(names[i]) {
+			b.WriteByte('=')
+		}
+	}
+	return b.String(), true
+}
 
 // sortedQuery parses q as application/x-www-form-urlencoded, sorts the pairs
 // stably by name in UTF-16 code unit order and serialises them again.

@@ -63,11 +63,6 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 )
 
-// SignatureFunc verifies a signature whose scalars have already passed the
-// range and low-S checks. Hosts with faster or sandbox-external crypto plug
-// it in; nil means PublicKey.VerifyDigest.
-type SignatureFunc func(key *PublicKey, digest, sig []byte) error
-
 // Config configures a Verifier. AllowList and Nonces are required.
 type Config struct {
 	AllowList AllowList
@@ -86,8 +81,6 @@ type Config struct {
 	Authorities []string
 	// RequireV2 rejects version 1 requests (400 unsupported_version).
 	RequireV2 bool
-	// VerifySignature replaces the built-in ECDSA verification.
-	VerifySignature SignatureFunc
 }
 
 // Verifier makes the decision of docs/PROTOCOL.md for one request at a
@@ -197,14 +190,17 @@ func reject(code Code, reason Reason, err error) Result {
 // request it is going to reject anyway, and lets hosts with asynchronous
 // crypto verify the signature between AddBody and Finish.
 type Check struct {
-	v       *Verifier
-	hdr     *Header
-	header  Header // what hdr points to: one allocation for both
-	device  *Device
-	target  string
-	auth    string
-	method  string
-	message []byte
+	v      *Verifier
+	header Header
+	device *Device
+	target string
+	auth   string
+	method string
+	// The canonical string: in msgBuf when it fits, so that a Check on
+	// Verify's stack costs no allocation for it, else in msgHeap.
+	msgBuf  [maxStackMessage]byte
+	msgLen  int
+	msgHeap []byte
 	digest  [sha256.Size]byte
 	hashed  bool // digest holds the SHA-256 of message
 	ready   bool
@@ -212,8 +208,8 @@ type Check struct {
 
 // Verify runs the whole decision for req at time now.
 func (v *Verifier) Verify(ctx context.Context, req *Request, now time.Time) Result {
-	c, res := v.Begin(req, now)
-	if c == nil {
+	var c Check // on the stack: no Check method lets it escape
+	if res, ok := v.begin(&c, req, now); !ok {
 		return res
 	}
 	if res := c.AddBody(req.Body); !res.OK() {
@@ -226,33 +222,45 @@ func (v *Verifier) Verify(ctx context.Context, req *Request, now time.Time) Resu
 // audience and target. It returns a nil Check with the rejection, or a Check
 // to continue with.
 func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
-	c := &Check{v: v}
+	c := new(Check)
+	res, ok := v.begin(c, req, now)
+	if !ok {
+		return nil, res
+	}
+	return c, res
+}
+
+// begin is Begin into a Check the caller provides.
+func (v *Verifier) begin(c *Check, req *Request, now time.Time) (Result, bool) {
+	c.v = v
 	h := &c.header
 	if err := parseAuthorization(h, req.Authorization); err != nil {
 		var he *HeaderError
 		errors.As(err, &he)
-		return nil, reject(he.Code, Reason(he.Code), err)
+		return reject(he.Code, Reason(he.Code), err), false
 	}
 	if v.cfg.RequireV2 && h.V == Version1 {
-		return nil, Result{Code: CodeUnsupportedVersion, Reason: ReasonVersionNotAllowed, Version: h.V,
-			Err: errors.New("version 1 request, this verifier requires version 2")}
+		return Result{Code: CodeUnsupportedVersion, Reason: ReasonVersionNotAllowed, Version: h.V,
+			Err: errors.New("version 1 request, this verifier requires version 2")}, false
 	}
 	dev, err := v.cfg.AllowList.Lookup(h.Key)
 	if err != nil {
-		return nil, Result{Code: CodeIntegrityFailure, Reason: ReasonIntegrity, Version: h.V, Err: err}
+		return Result{Code: CodeIntegrityFailure, Reason: ReasonIntegrity, Version: h.V, Err: err}, false
 	}
 	if dev == nil {
 		// The header parser checks only the cheap part of point validity;
 		// an unknown key gets the full check so that garbage is reported
-		// as malformed, as ParseHeader would.
-		if _, err := ParsePublicKey(h.Key[:]); err != nil {
-			return nil, Result{Code: CodeMalformedHeader, Reason: ReasonMalformedHeader, Version: h.V, Err: err}
+		// as malformed, as ParseHeader would. (A copy of the key, so that
+		// c can stay on Verify's stack.)
+		key := h.Key
+		if _, err := ParsePublicKey(key[:]); err != nil {
+			return Result{Code: CodeMalformedHeader, Reason: ReasonMalformedHeader, Version: h.V, Err: err}, false
 		}
-		return nil, Result{Code: CodeUnauthorized, Reason: ReasonUnknownKey, Version: h.V,
-			Err: errors.New("key " + h.ID + " (" + DeviceID(h.Key[:]) + ") is not in the allow list")}
+		return Result{Code: CodeUnauthorized, Reason: ReasonUnknownKey, Version: h.V,
+			Err: errors.New("key " + h.ID + " (" + DeviceID(key[:]) + ") is not in the allow list")}, false
 	}
-	fail := func(reason Reason, err error) (*Check, Result) {
-		return nil, Result{Code: CodeUnauthorized, Reason: reason, Device: dev, Version: h.V, Err: err}
+	fail := func(reason Reason, err error) (Result, bool) {
+		return Result{Code: CodeUnauthorized, Reason: reason, Device: dev, Version: h.V, Err: err}, false
 	}
 	if dev.Role != RoleController {
 		return fail(ReasonRoleRejected, errors.New("device "+dev.ID+" has role "+strconv.Quote(dev.Role)+", not controller"))
@@ -261,7 +269,7 @@ func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
 		return fail(ReasonTimestampRange, errors.New("ts "+strconv.FormatInt(h.Timestamp, 10)+" is "+strconv.FormatInt(d, 10)+
 			"s from now, allowed ±"+strconv.FormatInt(v.skewSeconds, 10)+"s"))
 	}
-	c.hdr, c.device = h, dev
+	c.device = dev
 	if h.V == Version2 {
 		scheme := req.Scheme
 		if scheme == "" {
@@ -281,7 +289,7 @@ func (v *Verifier) Begin(req *Request, now time.Time) (*Check, Result) {
 	if c.method, err = canonicalMethod(req.Method); err != nil {
 		return fail(ReasonBadTarget, err)
 	}
-	return c, Result{Device: dev, Version: h.V}
+	return Result{Device: dev, Version: h.V}, true
 }
 
 // MaxBodyBytes returns the body limit; callers reading a body stream should
@@ -307,15 +315,19 @@ func (c *Check) AddBodyDigest(size int64, sum [sha256.Size]byte) Result {
 	if !ok {
 		return res
 	}
-	h := c.hdr
-	m := Message{Version: h.V, Method: c.method, Authority: c.auth, Target: c.target,
-		TS: h.TS, Nonce: h.Nonce, BodyHash: lowerHex(sum[:])}
-	msg, err := m.Bytes()
-	if err != nil {
-		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadTarget, err
-		return res
+	h := &c.header
+	// Begin has checked every field: the version is known, the method is a
+	// token, the target canonical (so percent-encoded), ts digits, the nonce
+	// base64url and the authority normalised. None holds a line break.
+	n := messageHeadLen(h.V, c.method, c.auth, c.target, h.TS, h.Nonce) + 2*sha256.Size
+	c.msgLen, c.msgHeap, c.hashed = n, nil, false
+	if n <= len(c.msgBuf) {
+		// Only the length is kept: a slice of msgBuf stored in c would
+		// send c to the heap.
+		appendLowerHex(appendMessageHead(c.msgBuf[:0], h.V, c.method, c.auth, c.target, h.TS, h.Nonce), sum[:])
+	} else {
+		c.msgHeap = appendLowerHex(appendMessageHead(make([]byte, 0, n), h.V, c.method, c.auth, c.target, h.TS, h.Nonce), sum[:])
 	}
-	c.message, c.hashed = msg, false
 	if err := checkScalars(&h.Signature); err != nil {
 		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadSignature, err
 		return res
@@ -326,7 +338,7 @@ func (c *Check) AddBodyDigest(size int64, sum [sha256.Size]byte) Result {
 
 // checkSize applies the body limit.
 func (c *Check) checkSize(size int64) (Result, bool) {
-	res := Result{Device: c.device, Version: c.hdr.V}
+	res := Result{Device: c.device, Version: c.header.V}
 	if size > c.v.cfg.MaxBodyBytes || size < 0 {
 		res.Code, res.Reason = CodePayloadTooLarge, ReasonPayloadTooLarge
 		res.Err = errors.New("body of " + strconv.FormatInt(size, 10) + " bytes, limit " + strconv.FormatInt(c.v.cfg.MaxBodyBytes, 10))
@@ -336,24 +348,33 @@ func (c *Check) checkSize(size int64) (Result, bool) {
 }
 
 // Message returns the canonical string (after AddBody).
-func (c *Check) Message() []byte { return c.message }
+func (c *Check) Message() []byte {
+	if c.msgHeap != nil {
+		return c.msgHeap
+	}
+	return c.msgBuf[:c.msgLen]
+}
+
+// maxStackMessage is the longest canonical string a Check holds in itself:
+// enough for most requests (those with a TARGET of up to about 100 bytes).
+const maxStackMessage = 256
 
 // Digest returns the SHA-256 of the canonical string (after AddBody). It
 // is computed on first use: a host that verifies over the message itself
 // (node:crypto, WebCrypto) never needs the guest to hash it in wasm.
 func (c *Check) Digest() []byte {
 	if !c.hashed {
-		c.digest = sha256.Sum256(c.message)
+		c.digest = sha256.Sum256(c.Message())
 		c.hashed = true
 	}
 	return c.digest[:]
 }
 
 // Signature returns the raw r||s signature from the header.
-func (c *Check) Signature() []byte { return c.hdr.Signature[:] }
+func (c *Check) Signature() []byte { return c.header.Signature[:] }
 
 // Header returns the parsed Authorization header.
-func (c *Check) Header() *Header { return c.hdr }
+func (c *Check) Header() *Header { return &c.header }
 
 // Device returns the allow-list entry of the signing key.
 func (c *Check) Device() *Device { return c.device }
@@ -363,29 +384,30 @@ func (c *Check) Device() *Device { return c.device }
 // collide.
 func (c *Check) NonceKey() string {
 	var b strings.Builder // one allocation, where concatenating conversions makes two
-	b.Grow(len(c.hdr.Key) + len(c.hdr.NonceBytes))
-	b.Write(c.hdr.Key[:])
-	b.Write(c.hdr.NonceBytes)
+	h := &c.header
+	b.Grow(len(h.Key) + h.nonceLen)
+	b.Write(h.Key[:])
+	b.Write(h.NonceBytes())
 	return b.String()
 }
 
-// VerifySignature verifies the signature over the canonical string with the
-// configured crypto.
+// VerifySignature verifies the signature over the canonical string.
 func (c *Check) VerifySignature() error {
 	if !c.ready {
 		return errors.New("amesh: signature checked before AddBody succeeded")
 	}
-	if c.v.cfg.VerifySignature != nil {
-		return c.v.cfg.VerifySignature(c.device.Key, c.Digest(), c.hdr.Signature[:])
+	// AddBody has checked the scalars (ready says so).
+	if !verifyECDSA(c.device.Key, c.Digest(), &c.header.Signature) {
+		return errors.New("signature does not verify")
 	}
-	return c.device.Key.VerifyDigest(c.Digest(), c.hdr.Signature[:])
+	return nil
 }
 
 // Finish completes the decision. sigErr is the outcome of the signature
 // verification (nil: valid). Only a valid signature records the nonce, so
 // that nobody without the key can burn nonces or fill the store.
 func (c *Check) Finish(ctx context.Context, now time.Time, sigErr error) Result {
-	res := Result{Device: c.device, Version: c.hdr.V}
+	res := Result{Device: c.device, Version: c.header.V}
 	if !c.ready {
 		res.Code, res.Reason = CodeUnauthorized, ReasonBadSignature
 		res.Err = errors.New("amesh: Finish called before AddBody succeeded")
@@ -400,7 +422,7 @@ func (c *Check) Finish(ctx context.Context, now time.Time, sigErr error) Result 
 	case err != nil:
 		res.Code, res.Reason, res.Err = CodeUnavailable, ReasonNonceStore, err
 	case !fresh:
-		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonReplay, errors.New("nonce "+c.hdr.Nonce+" already used")
+		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonReplay, errors.New("nonce "+c.header.Nonce+" already used")
 	default:
 		res.Reason = ReasonOK
 	}
