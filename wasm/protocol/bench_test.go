@@ -116,15 +116,17 @@ func BenchmarkVerifyV1(b *testing.B)  { runLoop(b, decisionLoop(b, protocol.Vers
 func BenchmarkVerifyV2(b *testing.B)  { runLoop(b, decisionLoop(b, protocol.Version2)) }
 
 // BenchmarkRatios measures the baseline and the full decisions in turn, in
-// the same process, and reports full/bare as ratios for build/bench.json.
+// the same process, and reports full/bare as ratios for build/bench.json:
+// medians of ratios paired round by round (benchutil.PairedRatios), which
+// on this shared machine stay within a few thousandths from run to run.
 func BenchmarkRatios(b *testing.B) {
 	bare := bareECDSALoop(b)
 	v1 := decisionLoop(b, protocol.Version1)
 	v2 := decisionLoop(b, protocol.Version2)
 	for i := 0; i < b.N; i++ {
-		ns := benchutil.Interleaved(3, 300*time.Millisecond, bare, v1, v2)
-		b.ReportMetric(ns[1]/ns[0], "ratio:verify_v1_over_bare_ecdsa")
-		b.ReportMetric(ns[2]/ns[0], "ratio:verify_v2_over_bare_ecdsa")
+		r, ns := benchutil.PairedRatios(90, 10*time.Millisecond, bare, v1, v2)
+		b.ReportMetric(r[0], "ratio:verify_v1_over_bare_ecdsa")
+		b.ReportMetric(r[1], "ratio:verify_v2_over_bare_ecdsa")
 		b.ReportMetric(ns[0]/1e3, "value:bare_ecdsa_us")
 		b.ReportMetric(ns[1]/1e3, "value:verify_v1_us")
 		b.ReportMetric(ns[2]/1e3, "value:verify_v2_us")
