@@ -158,6 +158,7 @@ func Authority(hostport, scheme string) (string, error) {
 		return "", errors.New("amesh: authority too long")
 	}
 	host, port := hostport, ""
+	upper := true // unknown: an IPv6 literal's hex digits may be upper case
 	if hostport[0] == '[' {
 		end := strings.IndexByte(hostport, ']')
 		if end < 0 {
@@ -183,14 +184,18 @@ func Authority(hostport, scheme string) (string, error) {
 		if host == "" {
 			return "", errors.New("amesh: authority has no host")
 		}
+		upper = false
 		for i := 0; i < len(host); i++ {
 			c := host[i]
 			if charClass[c]&classHost == 0 {
 				return "", errors.New("amesh: authority: character " + strconv.QuoteRune(rune(c)) + " not allowed in a host")
 			}
+			upper = upper || c >= 'A' && c <= 'Z'
 		}
 	}
-	host = strings.ToLower(host)
+	if upper {
+		host = strings.ToLower(host)
+	}
 	if port == "" {
 		return host, nil
 	}

@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -487,6 +488,66 @@ func TestVerifyCanonicalStringLengths(t *testing.T) {
 			if res := f.v.Verify(ctx, req, t0); !res.OK() {
 				t.Fatalf("v%s, %d: Verify: %s %v", v, n, res.Reason, res.Err)
 			}
+		}
+	}
+}
+
+// The verifier records nonces in its default store without building the
+// key string; what it records must be what Record sees under NonceKey, and
+// the other way round.
+func TestMemoryNonceStorePathsAgree(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	first := f.sign(t, protocol.SignParams{Body: []byte("1")})
+	if res := f.v.Verify(ctx, first, t0); !res.OK() {
+		t.Fatalf("first: %s %v", res.Reason, res.Err)
+	}
+	c, res := f.v.Begin(first, t0)
+	if c == nil {
+		t.Fatalf("Begin: %s", res.Reason)
+	}
+	if fresh, err := f.store.Record(ctx, c.NonceKey(), t0, time.Minute); fresh || err != nil {
+		t.Fatalf("Record after Verify: fresh=%v err=%v, want a replay", fresh, err)
+	}
+	second := f.sign(t, protocol.SignParams{Body: []byte("2")})
+	c, res = f.v.Begin(second, t0)
+	if c == nil {
+		t.Fatalf("Begin: %s", res.Reason)
+	}
+	if fresh, err := f.store.Record(ctx, c.NonceKey(), t0, time.Minute); !fresh || err != nil {
+		t.Fatalf("Record: fresh=%v err=%v", fresh, err)
+	}
+	if res := f.v.Verify(ctx, second, t0); res.Reason != protocol.ReasonReplay {
+		t.Fatalf("Verify after Record: %s, want replay", res.Reason)
+	}
+}
+
+// Configured authorities hold for "http" and "https" as spelled; a request
+// that names any other scheme answers for no configured authority.
+func TestConfiguredAuthoritySchemes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(c *protocol.Config) { c.Authorities = []string{"api.example.test"} })
+	for _, c := range []struct {
+		scheme, host string
+		want         protocol.Reason
+	}{
+		{"", "api.example.test", protocol.ReasonOK},
+		{"https", "api.example.test:443", protocol.ReasonOK},
+		{"http", "api.example.test", protocol.ReasonOK},
+		{"http", "API.example.test:80", protocol.ReasonOK},
+		{"http", "api.example.test:443", protocol.ReasonWrongAudience},
+		{"HTTPS", "api.example.test", protocol.ReasonWrongAudience},
+		{"ws", "api.example.test", protocol.ReasonWrongAudience},
+		{"https", "other.example.test", protocol.ReasonWrongAudience},
+	} {
+		auth, err := protocol.Authority(c.host, cmp.Or(c.scheme, "https"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := f.sign(t, protocol.SignParams{Version: protocol.Version2, Authority: auth})
+		req.Host, req.Scheme = c.host, c.scheme
+		if res := f.v.Verify(ctx, req, t0); res.Reason != c.want {
+			t.Errorf("scheme %q, host %q: %s (%v), want %s", c.scheme, c.host, res.Reason, res.Err, c.want)
 		}
 	}
 }

@@ -89,7 +89,9 @@ type Verifier struct {
 	cfg         Config
 	skewSeconds int64
 	ttl         time.Duration
-	authorities map[string]bool // normalised for http and for https
+	// authorities maps each configured authority, normalised for a scheme,
+	// to the schemes (schemeHTTP, schemeHTTPS) it is configured for.
+	authorities map[string]uint8
 }
 
 // NewVerifier checks cfg and returns a Verifier.
@@ -121,18 +123,35 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	v := &Verifier{cfg: cfg, skewSeconds: int64(cfg.ClockSkew / time.Second), ttl: cfg.NonceTTL}
 	if len(cfg.Authorities) > 0 {
-		v.authorities = make(map[string]bool)
+		v.authorities = make(map[string]uint8)
 		for _, a := range cfg.Authorities {
 			for _, scheme := range [...]string{"http", "https"} {
 				n, err := Authority(a, scheme)
 				if err != nil {
 					return nil, wrap("amesh: configured authority "+strconv.Quote(a), err)
 				}
-				v.authorities[scheme+" "+n] = true
+				v.authorities[n] |= schemeBit(scheme)
 			}
 		}
 	}
 	return v, nil
+}
+
+const (
+	schemeHTTP = 1 << iota
+	schemeHTTPS
+)
+
+// schemeBit returns the bit of scheme in Verifier.authorities: none for a
+// scheme other than "http" and "https", spelled so.
+func schemeBit(scheme string) uint8 {
+	switch scheme {
+	case "http":
+		return schemeHTTP
+	case "https":
+		return schemeHTTPS
+	}
+	return 0
 }
 
 // Config returns the effective configuration, defaults filled in.
@@ -279,7 +298,7 @@ func (v *Verifier) begin(c *Check, req *Request, now time.Time) (Result, bool) {
 		if err != nil {
 			return fail(ReasonWrongAudience, err)
 		}
-		if v.authorities != nil && !v.authorities[scheme+" "+c.auth] {
+		if v.authorities != nil && v.authorities[c.auth]&schemeBit(scheme) == 0 {
 			return fail(ReasonWrongAudience, errors.New("authority "+strconv.Quote(c.auth)+" is not one this verifier answers for"))
 		}
 	}
@@ -417,7 +436,13 @@ func (c *Check) Finish(ctx context.Context, now time.Time, sigErr error) Result 
 		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadSignature, sigErr
 		return res
 	}
-	fresh, err := c.v.cfg.Nonces.Record(ctx, c.NonceKey(), now, c.v.ttl)
+	var fresh bool
+	var err error
+	if m, ok := c.v.cfg.Nonces.(*MemoryNonceStore); ok {
+		fresh, err = m.recordNonce(&c.header, now, c.v.ttl)
+	} else {
+		fresh, err = c.v.cfg.Nonces.Record(ctx, c.NonceKey(), now, c.v.ttl)
+	}
 	switch {
 	case err != nil:
 		res.Code, res.Reason, res.Err = CodeUnavailable, ReasonNonceStore, err
