@@ -1,8 +1,9 @@
 // Command demo runs amesh's main job end to end on loopback, with the real
 // binaries and embedded defaults: an amesh-relay, a controller (a laptop)
 // and a server enrolled unattended with a bootstrap token, a Go service
-// protected by the middleware, and requests that are accepted, replayed and
-// refused after a revocation. `make demo` builds the binaries and runs it.
+// protected by the middleware, and requests that are accepted, replayed,
+// tampered with, stale, meant for another service, and refused after a
+// revocation. `make demo` builds the binaries and runs it.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,7 @@ import (
 	"github.com/amesh-go/amesh/host/httpauth"
 	"github.com/amesh-go/amesh/keystore"
 	"github.com/amesh-go/amesh/relay/provision"
+	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
 func main() {
@@ -136,28 +139,57 @@ func run(ctx context.Context, out io.Writer, bin string) error {
 		return err
 	}
 	defer lap.Close()
-	signed, err := captureSigned(lap, url+"/api/orders?b=2&a=1", []byte(`{"amount":7}`))
+	// Version 2 binds the signature to this server's authority.
+	v2 := func(t *httpauth.Transport) { t.Version = protocol.Version2 }
+	signed, err := captureSigned(lap, url+"/api/orders?b=2&a=1", []byte(`{"amount":7}`), v2)
 	if err != nil {
 		return err
 	}
-	for _, label := range []string{"7. A signed request from Go", "8. The same bytes again (replay)"} {
-		status, text, err := send(signed)
+	tampered, err := captureSigned(lap, url+"/api/orders", []byte(`{"amount":7}`), v2)
+	if err != nil {
+		return err
+	}
+	tampered.body = []byte(`{"amount":9}`)
+	stale, err := captureSigned(lap, url+"/api/orders", []byte(`{"amount":7}`), func(t *httpauth.Transport) {
+		t.Now = func() time.Time { return time.Now().Add(-2 * time.Minute) }
+	})
+	if err != nil {
+		return err
+	}
+	// Signed for another service that trusts the same laptop, and sent here
+	// with that service's Host header.
+	elsewhere, err := captureSigned(lap, "http://billing.internal/api/orders", []byte(`{"amount":7}`), v2)
+	if err != nil {
+		return err
+	}
+	elsewhere.to = url
+	for _, r := range []struct {
+		label string
+		req   *signedRequest
+	}{
+		{"7. A signed request from Go (v2, for this server)", signed},
+		{"8. The same bytes again (replay)", signed},
+		{"9. A body changed after signing", tampered},
+		{"10. Signed two minutes ago (stale timestamp)", stale},
+		{"11. Signed (v2) for billing.internal, sent here", elsewhere},
+	} {
+		status, text, err := send(r.req)
 		if err != nil {
 			return err
 		}
-		d.say("%-56s -> %d %s  (%s)", label, status, text, reasons.last())
+		d.say("%-56s -> %d %s  (%s)", r.label, status, text, reasons.last())
 	}
 
-	// 9. Revocation on the server takes effect without a restart.
+	// 12. Revocation on the server takes effect without a restart.
 	if _, err := d.amesh("--dir", server, "revoke", laptopID, "--yes"); err != nil {
 		return err
 	}
-	d.say("9. On the server:   amesh revoke %s --yes", laptopID)
+	d.say("12. On the server:  amesh revoke %s --yes", laptopID)
 	refused, err := d.amesh("--dir", laptop, "curl", "-i", url+"/api/orders")
 	if err != nil {
 		return err
 	}
-	d.say("10. amesh curl %s/api/orders (revoked) -> %s %s  (%s)", url, firstLine(refused)[len("HTTP/1.1 "):len("HTTP/1.1 401")], lastLine(refused), reasons.last())
+	d.say("13. amesh curl %s/api/orders (revoked) -> %s %s  (%s)", url, firstLine(refused)[len("HTTP/1.1 "):len("HTTP/1.1 401")], lastLine(refused), reasons.last())
 	d.say("")
 	d.say("Every 401 looks the same from outside; the reason is in the service's log. Cleaned up %s.", work)
 	return nil
@@ -245,12 +277,17 @@ func (r *reasonLog) last() string {
 }
 
 // serve runs the demo service: one handler behind the middleware, on the
-// server's sealed allow list.
+// server's sealed allow list, answering for its own address only.
 func serve(s *device.State) (url string, reasons *reasonLog, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, nil, err
+	}
 	reasons = &reasonLog{ch: make(chan string, 16)}
 	m, err := httpauth.New(httpauth.Options{AllowList: httpauth.DeviceSource(s), ReloadInterval: -1,
-		Logger: slog.New(slog.NewTextHandler(reasons, nil))})
+		Authorities: []string{l.Addr().String()}, Logger: slog.New(slog.NewTextHandler(reasons, nil))})
 	if err != nil {
+		l.Close()
 		return "", nil, nil, err
 	}
 	mux := http.NewServeMux()
@@ -259,10 +296,6 @@ func serve(s *device.State) (url string, reasons *reasonLog, stop func(), err er
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "order accepted from %s (%d bytes)", d.Name, len(b))
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, nil, err
-	}
 	srv := &http.Server{Handler: m.Handler(mux), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	return "http://" + l.Addr().String(), reasons, func() { srv.Close(); m.Close() }, nil
@@ -273,11 +306,15 @@ type signedRequest struct {
 	method, url string
 	header      http.Header
 	body        []byte
+	// to, when set, is the server ("http://host:port") the request goes to
+	// instead of the one in url, whose host stays in the Host header.
+	to string
 }
 
 // captureSigned signs a request with the device's key through the Go client
-// (httpauth.Transport) and keeps it, so that it can be sent again.
-func captureSigned(s *device.State, url string, body []byte) (*signedRequest, error) {
+// (httpauth.Transport, set up by configure when not nil) and keeps it, so
+// that it can be sent, changed or sent again.
+func captureSigned(s *device.State, url string, body []byte, configure func(*httpauth.Transport)) (*signedRequest, error) {
 	var got *signedRequest
 	tr := &httpauth.Transport{Signer: s.Key(), Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		b, err := io.ReadAll(r.Body)
@@ -287,6 +324,9 @@ func captureSigned(s *device.State, url string, body []byte) (*signedRequest, er
 		got = &signedRequest{method: r.Method, url: r.URL.String(), header: r.Header.Clone(), body: b}
 		return &http.Response{StatusCode: 204, Body: http.NoBody, Request: r}, nil
 	})}
+	if configure != nil {
+		configure(tr)
+	}
 	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -308,6 +348,14 @@ func send(s *signedRequest) (int, string, error) {
 	req, err := http.NewRequest(s.method, s.url, bytes.NewReader(s.body))
 	if err != nil {
 		return 0, "", err
+	}
+	if s.to != "" {
+		to, err := neturl.Parse(s.to)
+		if err != nil {
+			return 0, "", err
+		}
+		req.Host = req.URL.Host
+		req.URL.Scheme, req.URL.Host = to.Scheme, to.Host
 	}
 	req.Header = s.header.Clone()
 	resp, err := http.DefaultClient.Do(req)
