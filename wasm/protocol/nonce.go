@@ -70,20 +70,7 @@ func NewMemoryNonceStore(capacity int) *MemoryNonceStore {
 
 // Record implements NonceStore.
 func (s *MemoryNonceStore) Record(_ context.Context, key string, now time.Time, ttl time.Duration) (bool, error) {
-	return s.recordHash(maphash.String(s.seed, key), now, ttl)
-}
-
-// recordNonce is Record for the key NonceKey would build from h, without
-// building it: the verifier's path to its default store, one allocation
-// less per request. maphash gives a byte slice the hash of the equal string.
-func (s *MemoryNonceStore) recordNonce(h *Header, now time.Time, ttl time.Duration) (bool, error) {
-	var buf [PublicKeySize + MaxNonceBytes]byte
-	n := copy(buf[:], h.Key[:])
-	n += copy(buf[n:], h.NonceBytes())
-	return s.recordHash(maphash.Bytes(s.seed, buf[:n]), now, ttl)
-}
-
-func (s *MemoryNonceStore) recordHash(h uint64, now time.Time, ttl time.Duration) (bool, error) {
+	h := maphash.String(s.seed, key)
 	sh := &s.shards[h%nonceShards]
 	t := now.UnixNano()
 	sh.mu.Lock()

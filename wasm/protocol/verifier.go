@@ -436,13 +436,7 @@ func (c *Check) Finish(ctx context.Context, now time.Time, sigErr error) Result 
 		res.Code, res.Reason, res.Err = CodeUnauthorized, ReasonBadSignature, sigErr
 		return res
 	}
-	var fresh bool
-	var err error
-	if m, ok := c.v.cfg.Nonces.(*MemoryNonceStore); ok {
-		fresh, err = m.recordNonce(&c.header, now, c.v.ttl)
-	} else {
-		fresh, err = c.v.cfg.Nonces.Record(ctx, c.NonceKey(), now, c.v.ttl)
-	}
+	fresh, err := c.v.cfg.Nonces.Record(ctx, c.NonceKey(), now, c.v.ttl)
 	switch {
 	case err != nil:
 		res.Code, res.Reason, res.Err = CodeUnavailable, ReasonNonceStore, err
