@@ -22,7 +22,7 @@ var oversized = map[string]string{
 	"crypto/internal/fips140/sha256": "is crypto/sha256's FIPS 140 code, which comes with the whole module; use wasm/internal/sha256",
 	"crypto/ecdsa":                   "links every curve and the FIPS 140 module; use wasm/internal/p256",
 	"encoding/binary":                "imports reflect; write the few bytes by hand",
-	"encoding/hex":                   "imports fmt; see lowerHex in wasm/protocol",
+	"encoding/hex":                   "imports fmt; see appendLowerHex in wasm/protocol",
 	"filippo.io/nistec":              "links an 88 KB table of precomputed points that gzip cannot shrink, and x/sys/cpu; use wasm/internal/p256",
 	"golang.org/x/sys/cpu":           "brings os; nothing in the guest needs CPU features",
 	"os":                             "links files and internal/poll; nothing in a reactor needs them",

@@ -14,24 +14,14 @@ const EmptyBodyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7
 // BodyHash returns the lower-case hex SHA-256 of body.
 func BodyHash(body []byte) string {
 	sum := sha256.Sum256(body)
-	return lowerHex(sum[:])
-}
-
-// lowerHex is encoding/hex.EncodeToString, whose package imports fmt (see
-// doc.go).
-func lowerHex(b []byte) string {
-	var out strings.Builder // one allocation, not a buffer and its string copy
-	out.Grow(2 * len(b))
-	for _, c := range b {
-		out.WriteByte(hexLower[c>>4])
-		out.WriteByte(hexLower[c&15])
-	}
-	return out.String()
+	var buf [2 * sha256.Size]byte
+	return string(appendLowerHex(buf[:0], sum[:]))
 }
 
 const hexLower = "0123456789abcdef"
 
-// appendLowerHex appends the lower-case hex form of b.
+// appendLowerHex appends the lower-case hex form of b: encoding/hex's
+// AppendEncode, whose package imports fmt (see doc.go).
 func appendLowerHex(dst, b []byte) []byte {
 	for _, c := range b {
 		dst = append(dst, hexLower[c>>4], hexLower[c&15])

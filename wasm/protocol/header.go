@@ -187,10 +187,9 @@ func parseValue(h *Header, value string) error {
 		}
 	}
 
-	// The id is either spelling of the key (as decodeKeyString accepts):
-	// 44 characters, base64url as soon as one character is - or _.
+	// The id is either spelling of the key, as decodeKeyString accepts.
 	alphabet := b64Std
-	if strings.IndexByte(h.ID, '-') >= 0 || strings.IndexByte(h.ID, '_') >= 0 { // ContainsAny costs several times more
+	if isURLKeySpelling(h.ID) {
 		alphabet = b64URL
 	}
 	if len(h.ID) != 44 || !decodeBase64(h.Key[:], h.ID, alphabet) || !plausibleCompressed(h.Key[:]) {

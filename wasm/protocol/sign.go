@@ -74,10 +74,11 @@ func SignRequest(s Signer, p SignParams) (*Signed, error) {
 	}
 	// ts is 1 to 18 decimal digits on the wire: a time before 1970 or
 	// after the year 31 billion cannot be signed.
-	if sec := p.Time.Unix(); sec < 0 || sec > maxTimestamp {
+	sec := p.Time.Unix()
+	if sec < 0 || sec > maxTimestamp {
 		return nil, errors.New("amesh: signing time " + strconv.FormatInt(sec, 10) + " is outside 0 to " + strconv.FormatInt(maxTimestamp, 10) + " Unix seconds")
 	}
-	ts := strconv.FormatInt(p.Time.Unix(), 10)
+	ts := strconv.FormatInt(sec, 10)
 	nonceStr := base64.RawURLEncoding.EncodeToString(nonce)
 	m := Message{Version: p.Version, Method: p.Method, Authority: p.Authority, Target: target,
 		TS: ts, Nonce: nonceStr, BodyHash: BodyHash(p.Body)}
