@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/amesh-go/amesh/host/wasmhost"
+	"github.com/amesh-go/amesh/internal/testenv"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -62,27 +63,9 @@ func (s *swapSource) set(devices protocol.StaticAllowList, err error) {
 	s.version.Add(1)
 }
 
-// logBuffer collects log output from concurrent requests.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newMiddleware(t testing.TB, opts Options) (*Middleware, *logBuffer) {
+func newMiddleware(t testing.TB, opts Options) (*Middleware, *testenv.Logs) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testenv.Logs{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

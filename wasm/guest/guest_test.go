@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -471,19 +473,9 @@ func TestVerifySignatureRecord(t *testing.T) {
 
 // highS returns the other, high-S form of a low-S signature: s' = n - s.
 func highS(t *testing.T, sig []byte) []byte {
-	n := [32]byte{0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51}
 	out := bytes.Clone(sig)
-	var borrow int
-	for i := 31; i >= 0; i-- {
-		d := int(n[i]) - int(sig[32+i]) - borrow
-		borrow = 0
-		if d < 0 {
-			d += 256
-			borrow = 1
-		}
-		out[32+i] = byte(d)
-	}
+	s := new(big.Int).SetBytes(sig[32:])
+	s.Sub(elliptic.P256().Params().N, s).FillBytes(out[32:])
 	if protocol.IsLowS(out) {
 		t.Fatal("n - s is still low")
 	}

@@ -59,11 +59,11 @@ func relayBinary(tb testing.TB) string {
 
 // startBinary runs the amesh-relay binary on a free loopback port and waits
 // until it answers /health.
-func startBinary(tb testing.TB, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+func startBinary(tb testing.TB, args ...string) (*exec.Cmd, string, *testenv.Logs) {
 	tb.Helper()
 	addr := testenv.Addr(testenv.FreePort(tb))
 	cmd := exec.Command(relayBinary(tb), append([]string{"--listen", addr}, args...)...)
-	logs := &lockedBuffer{}
+	logs := &testenv.Logs{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -28,31 +28,14 @@ import (
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // start runs amesh-relay in-process with args and returns its address and a
 // function that stops it (as SIGTERM would) and returns the exit code.
-func start(t *testing.T, args ...string) (addr string, stop func() int, logs *lockedBuffer) {
+func start(t *testing.T, args ...string) (addr string, stop func() int, logs *testenv.Logs) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	code := make(chan int, 1)
-	logs = &lockedBuffer{}
+	logs = &testenv.Logs{}
 	args = append([]string{"--listen", testenv.Addr(testenv.FreePort(t))}, args...)
 	go func() { code <- run(ctx, args, logs, logs, func(a string) { ready <- a }) }()
 	select {

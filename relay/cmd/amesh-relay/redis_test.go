@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/amesh-go/amesh/internal/redistest"
+	"github.com/amesh-go/amesh/internal/testenv"
 	"github.com/amesh-go/amesh/relay/client"
 	"github.com/amesh-go/amesh/relay/pairing"
 	"github.com/amesh-go/amesh/relay/provision"
@@ -26,7 +27,7 @@ type instance struct {
 	cmd  *exec.Cmd
 	url  string
 	addr string
-	logs *lockedBuffer
+	logs *testenv.Logs
 }
 
 // startInstances runs n amesh-relay processes sharing one Redis, as behind
