@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/amesh-go/amesh/envoy-filter/internal/config"
+	"github.com/amesh-go/amesh/internal/benchutil"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -139,7 +139,7 @@ func BenchmarkEnvoyFilter(b *testing.B) {
 			host = append(host, perOp(func(n int) runner { return filterRunner(b, wasm, "host", n) }))
 			guest = append(guest, perOp(func(n int) runner { return filterRunner(b, wasm, "guest", n) }))
 		}
-		benchFigures.native, benchFigures.host, benchFigures.guest = median(nat), median(host), median(guest)
+		benchFigures.native, benchFigures.host, benchFigures.guest = benchutil.Median(nat), benchutil.Median(host), benchutil.Median(guest)
 	})
 	r := filterRunner(b, wasm, "host", b.N)
 	defer r.close()
@@ -154,12 +154,6 @@ func BenchmarkEnvoyFilter(b *testing.B) {
 	b.ReportMetric(f.guest/f.native, "ratio:envoy_guestcrypto_over_native")
 	b.ReportMetric(f.guest/1e6, "value:envoy_guestcrypto_ms")
 	b.ReportMetric(f.native/1e6, "value:envoy_native_core_ms")
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // BenchmarkEnvoyFilterNative runs the filter's Go code natively in the

@@ -32,32 +32,6 @@ func NsPerOp(target time.Duration, f func(n int)) float64 {
 	}
 }
 
-// Best returns the lowest of rounds NsPerOp measurements of f: the least
-// disturbed by other work on the machine.
-func Best(rounds int, target time.Duration, f func(n int)) float64 {
-	best := math.Inf(1)
-	for range max(rounds, 1) {
-		best = min(best, NsPerOp(target, f))
-	}
-	return best
-}
-
-// Interleaved measures several functions in turn, rounds times, and
-// returns the best time of each. Interleaving spreads slow periods of the
-// machine over all of them, so that their ratios stay meaningful.
-func Interleaved(rounds int, target time.Duration, fs ...func(n int)) []float64 {
-	best := make([]float64, len(fs))
-	for i := range best {
-		best[i] = math.Inf(1)
-	}
-	for range max(rounds, 1) {
-		for i, f := range fs {
-			best[i] = min(best[i], NsPerOp(target, f))
-		}
-	}
-	return best
-}
-
 // PairedRatios measures base and then each of fs, back to back, in rounds
 // of about chunk each (10 ms when zero), and returns for each f the median
 // over the rounds of its time per operation divided by base's in the same
