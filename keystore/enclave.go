@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,15 +57,9 @@ type enclaveFile struct {
 	Tag       string `json:"tag"`
 }
 
-// maxAliasBytes bounds key aliases; Keychain account names and application
-// tags are built from them.
-const maxAliasBytes = 128
-
 // enclaveTag is the application tag of a directory's Secure Enclave key. The
 // alias is unique per directory, and so is the tag.
 func enclaveTag(alias string) string { return "amesh." + alias }
-
-func secretAccount(alias string) string { return alias + ".secret" }
 
 // parseEnclaveFile validates the file without the Secure Enclave.
 func parseEnclaveFile(data []byte) (*enclaveFile, *protocol.PublicKey, error) {
@@ -109,27 +102,6 @@ func readEnclaveFile(dir string) (*enclaveFile, *protocol.PublicKey, error) {
 		return nil, nil, fmt.Errorf("keystore: %s: %w", path, err)
 	}
 	return f, pub, nil
-}
-
-// enclavePublicKey checks an uncompressed point from the Secure Enclave and
-// returns it as a protocol key.
-func enclavePublicKey(raw []byte) (*protocol.PublicKey, error) {
-	if len(raw) != protocol.UncompressedKeySize || raw[0] != 4 {
-		return nil, fmt.Errorf("public key is not a 65-byte uncompressed P-256 point (%d bytes)", len(raw))
-	}
-	c := make([]byte, protocol.PublicKeySize)
-	c[0] = 2 | raw[64]&1
-	copy(c[1:], raw[1:33])
-	pub, err := protocol.ParsePublicKey(c)
-	if err != nil {
-		return nil, err
-	}
-	// Decompressing recomputes y from x: equal only if the point is on
-	// the curve.
-	if !bytes.Equal(pub.Uncompressed(), raw) {
-		return nil, errors.New("public key is not on the P-256 curve")
-	}
-	return pub, nil
 }
 
 // enclaveStore is an open Secure Enclave key.
@@ -196,7 +168,7 @@ func createEnclave(opts Options, se enclaveOps, items itemStore) (_ Store, err e
 		}
 		return nil
 	})
-	pub, err := enclavePublicKey(raw)
+	pub, err := protocol.ParseUncompressedPublicKey(raw)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: the new Secure Enclave key: %w", err)
 	}
@@ -244,14 +216,14 @@ func openEnclave(opts Options, se enclaveOps, items itemStore) (Store, error) {
 // finishOpen checks what the key file's key and items must be and reads the
 // sealing secret.
 func (s *enclaveStore) finishOpen(opts Options, f *enclaveFile, raw []byte) error {
-	got, err := enclavePublicKey(raw)
+	got, err := protocol.ParseUncompressedPublicKey(raw)
 	if err != nil {
 		return fmt.Errorf("keystore: the Secure Enclave key %q: %w", f.Tag, err)
 	}
 	if !got.Equal(s.pub) {
 		return fmt.Errorf("%w: the Secure Enclave key tagged %q is not the key %s records", ErrCorrupt, f.Tag, keyPath(opts.Dir, EnclaveKeyName))
 	}
-	secret, err := s.items().get(secretAccount(f.Alias))
+	secret, err := s.gen.items.get(secretAccount(f.Alias))
 	if errors.Is(err, errItemNotFound) {
 		return fmt.Errorf("keystore: %w: the Keychain has no sealing secret %q for %s (another user, another Mac, or it was deleted); re-enrol with `%s` and pair again", ErrNotFound, secretAccount(f.Alias), opts.Dir, ReenrolHint)
 	}
@@ -268,8 +240,6 @@ func (s *enclaveStore) finishOpen(opts Options, f *enclaveFile, raw []byte) erro
 	_, err = s.gen.get()
 	return err
 }
-
-func (s *enclaveStore) items() itemStore { return s.gen.items }
 
 func removeEnclave(opts Options, se enclaveOps, items itemStore) error {
 	f, _, err := readEnclaveFile(opts.Dir)
@@ -293,8 +263,8 @@ func (s *enclaveStore) PublicKey() []byte { return s.pub.Bytes() }
 func (s *enclaveStore) Backend() string   { return BackendSecureEnclave }
 
 func (s *enclaveStore) SignDigest(d []byte) ([]byte, error) {
-	if len(d) != 32 {
-		return nil, fmt.Errorf("keystore: digest is %d bytes, want 32 (SHA-256)", len(d))
+	if err := checkDigest(d); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	if s.closed {

@@ -246,8 +246,8 @@ func keyFromPoint(s *callState, point []byte) *protocol.PublicKey {
 			return d.Key
 		}
 	}
-	k, err := protocol.ParsePublicKey(c[:])
-	if err != nil || string(k.Uncompressed()) != string(point) {
+	k, err := protocol.ParseUncompressedPublicKey(point)
+	if err != nil {
 		return nil
 	}
 	return k

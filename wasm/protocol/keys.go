@@ -66,6 +66,28 @@ func ParsePublicKey(b []byte) (*PublicKey, error) {
 	return pk, nil
 }
 
+// ParseUncompressedPublicKey parses a 65-byte uncompressed point
+// (0x04 || X || Y), as hardware and WebCrypto export keys, and checks that
+// it is on the curve.
+func ParseUncompressedPublicKey(b []byte) (*PublicKey, error) {
+	if len(b) != UncompressedKeySize || b[0] != 4 {
+		return nil, errors.New("amesh: public key is not a 65-byte uncompressed P-256 point (" + strconv.Itoa(len(b)) + " bytes)")
+	}
+	var c [PublicKeySize]byte
+	c[0] = 2 | b[64]&1
+	copy(c[1:], b[1:33])
+	k, err := ParsePublicKey(c[:])
+	if err != nil {
+		return nil, err
+	}
+	// Decompressing recomputes y from x: equal only if the point is on
+	// the curve.
+	if string(k.Uncompressed()) != string(b) {
+		return nil, errors.New("amesh: public key is not on the P-256 curve")
+	}
+	return k, nil
+}
+
 // plausibleCompressed checks the cheap part of point validity: the prefix
 // and x < p. Whether x is on the curve needs a square root, done only when the
 // key is actually used.

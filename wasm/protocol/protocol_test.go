@@ -541,3 +541,31 @@ func TestConfiguredAuthoritySchemes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUncompressedPublicKey(t *testing.T) {
+	key, err := protocol.GeneratePrivateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := key.Public().Uncompressed()
+	k, err := protocol.ParseUncompressedPublicKey(good)
+	if err != nil || !k.Equal(key.Public()) {
+		t.Fatalf("valid point: %v, %v", k, err)
+	}
+	offCurve := bytes.Clone(good)
+	offCurve[64] ^= 1 // y flipped in its last bit: the same x, another y
+	compressed := key.Public().Bytes()
+	for name, c := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"off the curve": {offCurve, "not on the P-256 curve"},
+		"compressed":    {compressed, "65-byte uncompressed"},
+		"wrong prefix":  {append([]byte{3}, good[1:]...), "65-byte uncompressed"},
+		"short":         {good[:64], "65-byte uncompressed"},
+	} {
+		if _, err := protocol.ParseUncompressedPublicKey(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", name, err, c.want)
+		}
+	}
+}
