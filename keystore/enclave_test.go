@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -17,16 +18,14 @@ import (
 	"testing"
 
 	"github.com/amesh-go/amesh/wasm/protocol"
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
 )
+
+// p256Order is n: r and s of a signature lie in [1, n-1].
+var p256Order = elliptic.P256().Params().N
 
 // softEnclave stands in for the Secure Enclave in tests: software P-256
 // keys by tag, DER signatures, and switches that make it misbehave the ways
 // the real one could. The real one is exercised on a Mac only.
-// p256Order is n: r and s of a signature lie in [1, n-1].
-var p256Order = elliptic.P256().Params().N
-
 type softEnclave struct {
 	mu   sync.Mutex
 	keys map[string]*ecdsa.PrivateKey
@@ -39,6 +38,7 @@ type softEnclave struct {
 	malformedDER bool // signatures are not DER
 	highS        bool // signatures always have the high s
 	otherSigner  bool // signatures are made with another key
+	failRemove   bool // deleting a key fails
 }
 
 func newSoftEnclave() *softEnclave { return &softEnclave{keys: map[string]*ecdsa.PrivateKey{}} }
@@ -86,6 +86,9 @@ func (e *softEnclave) load(tag string) (enclaveKey, []byte, error) {
 func (e *softEnclave) remove(tag string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.failRemove {
+		return &enclaveStatusError{call: "SecItemDelete", code: errSecInteractionNotAllowed}
+	}
 	delete(e.keys, tag)
 	return nil
 }
@@ -139,23 +142,23 @@ func (k *softKey) close() {
 	k.e.open--
 }
 
+// ecdsaSig is the ASN.1 ECDSA-Sig-Value, for encoding/asn1.
+type ecdsaSig struct{ R, S *big.Int }
+
 func parseDERForTest(der []byte) (r, s *big.Int) {
-	r, s = new(big.Int), new(big.Int)
-	var seq cryptobyte.String
-	in := cryptobyte.String(der)
-	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !seq.ReadASN1Integer(r) || !seq.ReadASN1Integer(s) {
+	var sig ecdsaSig
+	if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) > 0 {
 		panic("test signature is not DER")
 	}
-	return r, s
+	return sig.R, sig.S
 }
 
 func derForTest(r, s *big.Int) []byte {
-	var b cryptobyte.Builder
-	b.AddASN1(asn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1BigInt(r)
-		b.AddASN1BigInt(s)
-	})
-	return b.BytesOrPanic()
+	der, err := asn1.Marshal(ecdsaSig{r, s})
+	if err != nil {
+		panic(err)
+	}
+	return der
 }
 
 // failingItems is an itemStore whose puts can fail or have side effects.
@@ -471,6 +474,35 @@ func replaceInFile(old, new string) func(*testing.T, string, *softEnclave, *memI
 	}
 }
 
+// A create that fails and cannot undo its key says both, so that the
+// user knows a key is left behind.
+func TestEnclaveCreateReportsFailedUndo(t *testing.T) {
+	se := newSoftEnclave()
+	se.badPublic, se.failRemove = true, true
+	s, err := createEnclave(enclaveOptions(t.TempDir()), se, &failingItems{})
+	if err == nil {
+		s.Close()
+		t.Fatal("create succeeded")
+	}
+	for _, want := range []string{"not on the P-256 curve", "and undoing it failed", "SecItemDelete"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// refusePut makes the Keychain refuse to store the item of one account.
+func refusePut(account string) func(*softEnclave, *failingItems, string) {
+	return func(_ *softEnclave, items *failingItems, _ string) {
+		items.onPut = func(a string) error {
+			if a == account {
+				return errors.New("keychain full")
+			}
+			return nil
+		}
+	}
+}
+
 func TestEnclaveCreateFailureLeavesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -480,22 +512,8 @@ func TestEnclaveCreateFailureLeavesNothing(t *testing.T) {
 	}{
 		{"enclave refuses", func(e *softEnclave, _ *failingItems, _ string) { e.failCreate = true }, nil, "keychain-access-groups"},
 		{"malformed public key", func(e *softEnclave, _ *failingItems, _ string) { e.badPublic = true }, nil, "not on the P-256 curve"},
-		{"Keychain refuses the secret", func(_ *softEnclave, items *failingItems, _ string) {
-			items.onPut = func(a string) error {
-				if a == secretAccount("amesh-test") {
-					return errors.New("keychain full")
-				}
-				return nil
-			}
-		}, nil, "keychain full"},
-		{"Keychain refuses the generation", func(_ *softEnclave, items *failingItems, _ string) {
-			items.onPut = func(a string) error {
-				if a == genAccount("amesh-test") {
-					return errors.New("keychain full")
-				}
-				return nil
-			}
-		}, nil, "keychain full"},
+		{"Keychain refuses the secret", refusePut(secretAccount("amesh-test")), nil, "keychain full"},
+		{"Keychain refuses the generation", refusePut(genAccount("amesh-test")), nil, "keychain full"},
 		{"another create wins the key file", func(_ *softEnclave, items *failingItems, dir string) {
 			items.onPut = func(a string) error {
 				if a == genAccount("amesh-test") {
@@ -663,19 +681,4 @@ func TestEnclaveStatusError(t *testing.T) {
 			}
 		}
 	}
-}
-
-func FuzzParseEnclaveFile(f *testing.F) {
-	k, _ := protocol.GeneratePrivateKey(nil)
-	f.Add([]byte(`{"version":1,"alias":"a","publicKey":"` + k.Public().String() + `","tag":"amesh.a"}`))
-	f.Add([]byte(`{"version":1,"alias":"a"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		e, pub, err := parseEnclaveFile(data)
-		if err != nil {
-			return
-		}
-		if e.Version != 1 || e.Alias == "" || len(e.Alias) > maxAliasBytes || e.Tag != enclaveTag(e.Alias) || pub.String() != e.PublicKey {
-			t.Fatalf("accepted an invalid file: %+v", e)
-		}
-	})
 }

@@ -1,6 +1,10 @@
 package keystore
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/amesh-go/amesh/wasm/protocol"
+)
 
 // The key-file parsers face files that anyone with write access to the
 // state directory may have altered: whatever the bytes, they must return an
@@ -43,6 +47,21 @@ func FuzzParseWrappedFile(f *testing.F) {
 		}
 		if w.Alias == "" || len(w.Alias) > 128 || len(nonce) != 24 || len(ct) == 0 {
 			t.Fatalf("accepted an invalid file: %+v", w)
+		}
+	})
+}
+
+func FuzzParseEnclaveFile(f *testing.F) {
+	k, _ := protocol.GeneratePrivateKey(nil)
+	f.Add([]byte(`{"version":1,"alias":"a","publicKey":"` + k.Public().String() + `","tag":"amesh.a"}`))
+	f.Add([]byte(`{"version":1,"alias":"a"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, pub, err := parseEnclaveFile(data)
+		if err != nil {
+			return
+		}
+		if e.Version != 1 || e.Alias == "" || len(e.Alias) > maxAliasBytes || e.Tag != enclaveTag(e.Alias) || pub.String() != e.PublicKey {
+			t.Fatalf("accepted an invalid file: %+v", e)
 		}
 	})
 }

@@ -276,10 +276,19 @@ func Detect(opts Options) (string, []Probe) {
 // keyPath names a backend's file in the state directory.
 func keyPath(dir, name string) string { return filepath.Join(dir, name) }
 
-// lowS signs with a software key and checks the backend contract.
+// checkDigest applies the contract of SignDigest to its argument, before
+// any backend spends a signature on it.
+func checkDigest(d []byte) error {
+	if len(d) != 32 {
+		return fmt.Errorf("keystore: digest is %d bytes, want 32 (SHA-256)", len(d))
+	}
+	return nil
+}
+
+// signSoftware signs with a software key under the backend contract.
 func signSoftware(k *protocol.PrivateKey, digest []byte) ([]byte, error) {
-	if len(digest) != 32 {
-		return nil, fmt.Errorf("keystore: digest is %d bytes, want 32 (SHA-256)", len(digest))
+	if err := checkDigest(digest); err != nil {
+		return nil, err
 	}
 	sig, err := k.SignDigest(digest)
 	if err != nil {

@@ -188,6 +188,34 @@ func TestKeychainLogicErrors(t *testing.T) {
 	}
 }
 
+// A Keychain without the generation item (deleted, or another user's) is
+// a missing key to re-enrol, not a generation of 0 that would let an old
+// allow list back in.
+func TestKeychainGenerationItemMissing(t *testing.T) {
+	dir := t.TempDir()
+	items := &memItems{}
+	s, err := createWrapped(Options{Dir: dir, KeyAlias: "amesh-a"}, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := items.remove(genAccount("amesh-a")); err != nil {
+		t.Fatal(err)
+	}
+	s, err = openWrapped(Options{Dir: dir}, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Generation()
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), ReenrolHint) {
+		t.Fatalf("Generation without its item: %v, want ErrNotFound naming %q", err, ReenrolHint)
+	}
+	if err := s.CommitGeneration(5); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("CommitGeneration without its item: %v, want ErrNotFound", err)
+	}
+}
+
 func mustGet(t *testing.T, items itemStore, a string) []byte {
 	t.Helper()
 	b, err := items.get(a)

@@ -612,8 +612,8 @@ func (s *tpmStore) PublicKey() []byte { return s.key.pub.Bytes() }
 func (s *tpmStore) Backend() string   { return BackendTPM }
 
 func (s *tpmStore) SignDigest(d []byte) ([]byte, error) {
-	if len(d) != 32 {
-		return nil, fmt.Errorf("keystore: digest is %d bytes, want 32 (SHA-256)", len(d))
+	if err := checkDigest(d); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -103,8 +103,14 @@ func (f *wrappedFile) ad() []byte {
 	return []byte(wrappedADPrefix + f.Alias + "\x00" + f.PublicKey)
 }
 
-func wrapAccount(alias string) string { return alias + ".wrap" }
-func genAccount(alias string) string  { return alias + ".generation" }
+// maxAliasBytes bounds key aliases; Keychain account names and application
+// tags are built from them.
+const maxAliasBytes = 128
+
+// The Keychain accounts of a key's items, by alias.
+func wrapAccount(alias string) string   { return alias + ".wrap" }
+func genAccount(alias string) string    { return alias + ".generation" }
+func secretAccount(alias string) string { return alias + ".secret" }
 
 // parseWrappedFile validates the file without the Keychain.
 func parseWrappedFile(data []byte) (*wrappedFile, []byte, []byte, error) {
@@ -115,7 +121,7 @@ func parseWrappedFile(data []byte) (*wrappedFile, []byte, []byte, error) {
 	if err := strictjson.Decode(data, &f); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if f.Version != 1 || f.Alias == "" || len(f.Alias) > 128 {
+	if f.Version != 1 || f.Alias == "" || len(f.Alias) > maxAliasBytes {
 		return nil, nil, nil, fmt.Errorf("%w: version or alias", ErrCorrupt)
 	}
 	if _, err := protocol.DecodePublicKey(f.PublicKey); err != nil {
