@@ -293,9 +293,11 @@ func (g *guest) verifySignatureRecord(rec []byte, res *abi.Result) error {
 	}
 	sig := c.Signature
 	if c.Signature == nil {
-		if sig, err = base64.RawURLEncoding.Strict().DecodeString(c.SigText); err != nil || len(sig) != protocol.SignatureSize {
+		text, err := protocol.DecodeSignatureText(c.SigText)
+		if err != nil {
 			return malformed(errors.New("signature text is not 64 bytes in unpadded base64url"))
 		}
+		sig = text[:]
 	} else if len(sig) != protocol.SignatureSize {
 		return malformed(errors.New("signature is " + strconv.Itoa(len(sig)) + " bytes, want 64"))
 	}

@@ -438,6 +438,8 @@ func TestVerifySignatureRecord(t *testing.T) {
 		{"key not on the curve", append([]byte{2}, bytes.Repeat([]byte{0xff}, 32)...), msg, sig, "", 400, protocol.ReasonMalformedHeader, 0},
 		{"signature text not base64url", k.PublicKey(), msg, nil, "!!", 400, protocol.ReasonMalformedHeader, 0},
 		{"signature text of 64 characters", k.PublicKey(), msg, nil, b64[:64], 400, protocol.ReasonMalformedHeader, 0},
+		{"signature text with a line break", k.PublicKey(), msg, nil, b64[:40] + "\r\n" + b64[40:], 400, protocol.ReasonMalformedHeader, 0},
+		{"signature text with CRLF after it", k.PublicKey(), msg, nil, b64 + "\r\n", 400, protocol.ReasonMalformedHeader, 0},
 		{"signature of 63 bytes", k.PublicKey(), msg, sig[:63], "", 400, protocol.ReasonMalformedHeader, 0},
 	}
 	for _, mode := range []int64{abi.CryptoHost, abi.CryptoGuest, abi.CryptoHostMessage} {

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -216,14 +217,25 @@ func parseValue(h *Header, value string) error {
 		return malformed("nonce is " + strconv.Itoa(n) + " bytes, want " + strconv.Itoa(MinNonceBytes) + " to " + strconv.Itoa(MaxNonceBytes))
 	}
 
-	if len(h.Sig) != 86 {
-		return malformed("sig is " + strconv.Itoa(len(h.Sig)) + " characters, want 86")
-	}
-	if !decodeBase64(h.Signature[:], h.Sig, b64URL) {
-		return malformed("sig is not unpadded base64url")
+	if h.Signature, err = DecodeSignatureText(h.Sig); err != nil {
+		return malformed(err.Error())
 	}
 	h.nonceLen = n
 	return nil
+}
+
+// DecodeSignatureText decodes a signature as a header's sig carries it:
+// exactly 86 characters of unpadded base64url, nothing around them (no
+// line break, which encoding/base64 would skip).
+func DecodeSignatureText(s string) ([SignatureSize]byte, error) {
+	var sig [SignatureSize]byte
+	if len(s) != 86 {
+		return sig, errors.New("sig is " + strconv.Itoa(len(s)) + " characters, want 86")
+	}
+	if !decodeBase64(sig[:], s, b64URL) {
+		return sig, errors.New("sig is not unpadded base64url")
+	}
+	return sig, nil
 }
 
 // maxTimestamp is the largest ts a header can carry (18 digits).

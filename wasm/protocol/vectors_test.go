@@ -1,7 +1,6 @@
 package protocol_test
 
 import (
-	"encoding/base64"
 	"errors"
 	"testing"
 
@@ -113,14 +112,14 @@ func checkVerify(t *testing.T, v *vectors.Verify) {
 		}
 		return
 	}
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(v.Sig)
+	sig, err := protocol.DecodeSignatureText(v.Sig)
 	if err != nil {
 		if v.Valid {
 			t.Fatalf("vector %s: sig: %v", v.ID, err)
 		}
 		return
 	}
-	err = k.Verify([]byte(v.Message), sig)
+	err = k.Verify([]byte(v.Message), sig[:])
 	if (err == nil) != v.Valid {
 		t.Errorf("vector %s: valid=%v, want %v (%v)", v.ID, err == nil, v.Valid, err)
 	}
