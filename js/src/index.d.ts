@@ -233,7 +233,9 @@ export declare function serialiseBody(body: BodyInit | null | undefined): Promis
 /**
  * Checks one bare signature (no request around it) in amesh.wasm with the
  * protocol's rules: r and s in range, low-S only, a key on the curve; ECDSA
- * by node:crypto in Node, inside the guest elsewhere. reason is "ok",
+ * by node:crypto in Node, inside the guest elsewhere (and in Node too once a
+ * verifier created with crypto "wasm" has configured the shared instance;
+ * the verdict is the same). reason is "ok",
  * "bad_signature", or "malformed_header" when the key or the signature
  * cannot be decoded.
  */
