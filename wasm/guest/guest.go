@@ -138,12 +138,7 @@ func (g *guest) configure(rec []byte) error {
 	}
 	devs := make([]*protocol.Device, 0, len(c.AllowList))
 	for i, e := range c.AllowList {
-		var k *protocol.PublicKey
-		if len(e.Key) == protocol.PublicKeySize {
-			k, err = protocol.ParsePublicKey(e.Key)
-		} else {
-			k, err = protocol.DecodePublicKey(string(e.Key))
-		}
+		k, err := parseKey(e.Key)
 		if err != nil {
 			return wrap("allow-list entry "+strconv.Itoa(i), err)
 		}
@@ -269,6 +264,15 @@ func (g *guest) hostVerdict(key *protocol.PublicKey, msg []byte, digest func() [
 	return false, nil
 }
 
+// parseKey reads a public key as records carry it: the 33-byte compressed
+// point, or its 44-character base64 or base64url text.
+func parseKey(b []byte) (*protocol.PublicKey, error) {
+	if len(b) == protocol.PublicKeySize {
+		return protocol.ParsePublicKey(b)
+	}
+	return protocol.DecodePublicKey(string(b))
+}
+
 // verifySignatureRecord checks one bare signature (amesh_verify_signature)
 // with the protocol's rules and the configured crypto: 200 when valid, 401
 // bad_signature when not, 400 malformed_header when the key or the
@@ -282,12 +286,7 @@ func (g *guest) verifySignatureRecord(rec []byte, res *abi.Result) error {
 		decision(res, protocol.Result{Code: protocol.CodeMalformedHeader, Reason: protocol.ReasonMalformedHeader, Err: err})
 		return nil
 	}
-	var key *protocol.PublicKey
-	if len(c.Key) == protocol.PublicKeySize {
-		key, err = protocol.ParsePublicKey(c.Key)
-	} else {
-		key, err = protocol.DecodePublicKey(string(c.Key))
-	}
+	key, err := parseKey(c.Key)
 	if err != nil {
 		return malformed(err)
 	}
@@ -315,11 +314,18 @@ func (g *guest) checkSignature(key *protocol.PublicKey, msg, sig []byte) error {
 	if err := protocol.CheckScalars(sig); err != nil {
 		return err
 	}
-	digest := func() []byte { d := sha256.Sum256(msg); return d[:] }
+	var d []byte // hashed once, whoever needs it first
+	digest := func() []byte {
+		if d == nil {
+			sum := sha256.Sum256(msg)
+			d = sum[:]
+		}
+		return d
+	}
 	if decided, err := g.hostVerdict(key, msg, digest, sig); decided {
 		return err
 	}
-	return key.Verify(msg, sig)
+	return key.VerifyDigest(digest(), sig)
 }
 
 // decision fills res from a verifier result.
