@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -371,9 +370,6 @@ func highS(t *testing.T, header string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := new(big.Int).SetString("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)
-	sig := h.Signature
-	s := new(big.Int).SetBytes(sig[32:])
-	s.Sub(n, s).FillBytes(sig[32:])
-	return protocol.FormatHeader(h.V, h.ID, h.TS, h.Nonce, base64.RawURLEncoding.EncodeToString(sig[:]))
+	sig := vectors.HighS(h.Signature[:])
+	return protocol.FormatHeader(h.V, h.ID, h.TS, h.Nonce, base64.RawURLEncoding.EncodeToString(sig))
 }

@@ -1,7 +1,6 @@
 package redisnonce
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/amesh-go/amesh/internal/redistest"
+	"github.com/amesh-go/amesh/internal/testenv"
 )
 
 func newStore(t *testing.T, srv *redistest.Server, opts Options) *Store {
@@ -94,9 +94,8 @@ func TestConcurrentReplays(t *testing.T) {
 // again on the same port: the same Store works again without help.
 func TestFailClosedAndRecover(t *testing.T) {
 	srv := redistest.Start(t)
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{&mu, &logs}, nil))
+	var logs testenv.Logs
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	s := newStore(t, srv, Options{Logger: logger, Timeout: 300 * time.Millisecond})
 	ctx := context.Background()
 	if fresh, err := s.Record(ctx, "a", time.Now(), time.Minute); err != nil || !fresh {
@@ -124,23 +123,10 @@ func TestFailClosedAndRecover(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if n := strings.Count(logs.String(), "unavailable"); n != 1 {
 		t.Errorf("%d 'unavailable' log lines, want 1:\n%s", n, logs.String())
 	}
 	if !strings.Contains(logs.String(), "answers again") {
 		t.Errorf("no recovery log line:\n%s", logs.String())
 	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -1,10 +1,14 @@
 package vectors
 
 import (
+	"bytes"
+	"crypto/ecdsa"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
 func TestExtraVectors(t *testing.T) {
@@ -57,4 +61,36 @@ func TestProjectVectorsCount(t *testing.T) {
 	if own < 200 {
 		t.Fatalf("%d project vectors, want at least 200", own)
 	}
+}
+
+func TestHighS(t *testing.T) {
+	k, err := protocol.GeneratePrivateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := make([]byte, 32)
+	sig, err := k.SignDigest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	high := HighS(sig)
+	if protocol.IsLowS(high) || !bytes.Equal(high[:32], sig[:32]) {
+		t.Fatalf("HighS(%x) = %x: want the same r and a high s", sig, high)
+	}
+	if !bytes.Equal(HighS(high), sig) {
+		t.Fatal("HighS is not its own inverse")
+	}
+	// Plain ECDSA accepts the twin: it is the same signature.
+	if !ecdsa.VerifyASN1(k.Public().ECDSA(), d, mustDER(t, high)) {
+		t.Fatal("the twin does not verify under plain ECDSA")
+	}
+}
+
+func mustDER(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	der, err := protocol.DERSignature(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }

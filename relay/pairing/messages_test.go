@@ -13,6 +13,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/amesh-go/amesh/internal/vectors"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -87,8 +88,7 @@ func TestIdentityBinding(t *testing.T) {
 	otherKey := id
 	otherKey.key = newKey(t).PublicKey()
 	highS := id
-	highS.sig = append([]byte(nil), id.sig...)
-	flipS(highS.sig)
+	highS.sig = vectors.HighS(id.sig)
 	asTarget := id
 	asTarget.role = RoleTarget
 	tests := []struct {
@@ -112,32 +112,15 @@ func TestIdentityBinding(t *testing.T) {
 	}
 }
 
-// flipS replaces s by n - s: the other, high, signature of the same value.
-func flipS(sig []byte) {
-	n := []byte{0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51}
-	s := sig[32:]
-	var borrow int
-	for i := 31; i >= 0; i-- {
-		d := int(n[i]) - int(s[i]) - borrow
-		borrow = 0
-		if d < 0 {
-			d += 256
-			borrow = 1
-		}
-		s[i] = byte(d)
-	}
-}
-
 // A signer that returns high-S signatures (as TPMs do) is normalised.
 type highSSigner struct{ *protocol.PrivateKey }
 
 func (s highSSigner) SignDigest(d []byte) ([]byte, error) {
 	sig, err := s.PrivateKey.SignDigest(d)
-	if err == nil {
-		flipS(sig)
+	if err != nil {
+		return nil, err
 	}
-	return sig, err
+	return vectors.HighS(sig), nil
 }
 
 type brokenSigner struct{ *protocol.PrivateKey }

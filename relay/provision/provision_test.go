@@ -192,7 +192,7 @@ func TestWaitingControllerAcrossInstances(t *testing.T) {
 		res, b, err := collect(ctx, ctlKey, cl.Relays[1].URL, true, toks...)
 		done <- out{res, b.list(), err}
 	}()
-	relaytest.Eventually(t, "the controller waits on B", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the controller waits on B", func() bool {
 		return strings.Contains(cl.Relays[1].Logs.String(), "collecting deliveries")
 	})
 	for _, tok := range toks {
@@ -246,7 +246,7 @@ func TestRecordFailureKeepsDelivery(t *testing.T) {
 	if !errors.Is(err, disk) {
 		t.Fatalf("collect with a failing OnTarget: %v", err)
 	}
-	relaytest.Eventually(t, "the relay put the delivery back", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the relay put the delivery back", func() bool {
 		return strings.Contains(r.Logs.String(), "returned to their mailboxes")
 	})
 	if _, targets, err := collect(ctx, ctlKey, "", false, tok); err != nil || len(targets.list()) != 1 {
@@ -429,9 +429,9 @@ func TestRedisDownAndBack(t *testing.T) {
 			OnRelayError: func(string, error) { relayErrs.Add(1) }})
 		done <- out{b.list(), err}
 	}()
-	relaytest.Eventually(t, "the waiting controller reports the outage", func() bool { return relayErrs.Load() > 0 })
+	testenv.Eventually(t, 10*time.Second, "the waiting controller reports the outage", func() bool { return relayErrs.Load() > 0 })
 	cl.Redis.Restart()
-	relaytest.Eventually(t, "a delivery goes through again", func() bool {
+	testenv.Eventually(t, 10*time.Second, "a delivery goes through again", func() bool {
 		_, err := d.deliver(ctx, tok, "")
 		return err == nil
 	})

@@ -155,15 +155,3 @@ func StartCluster(t testing.TB, n int, cfg server.Config) *Cluster {
 	}
 	return c
 }
-
-// Eventually polls cond for up to 10 seconds.
-func Eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

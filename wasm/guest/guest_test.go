@@ -3,16 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/amesh-go/amesh/internal/vectors"
 	"github.com/amesh-go/amesh/wasm/abi"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
@@ -475,9 +474,7 @@ func TestVerifySignatureRecord(t *testing.T) {
 
 // highS returns the other, high-S form of a low-S signature: s' = n - s.
 func highS(t *testing.T, sig []byte) []byte {
-	out := bytes.Clone(sig)
-	s := new(big.Int).SetBytes(sig[32:])
-	s.Sub(elliptic.P256().Params().N, s).FillBytes(out[32:])
+	out := vectors.HighS(sig)
 	if protocol.IsLowS(out) {
 		t.Fatal("n - s is still low")
 	}

@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/elliptic"
 	"crypto/sha256"
 	"errors"
-	"math/big"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/amesh-go/amesh/internal/vectors"
 	"github.com/amesh-go/amesh/wasm/protocol"
 )
 
@@ -173,7 +172,7 @@ func (h highSigner) SignDigest(d []byte) ([]byte, error) {
 		return nil, err
 	}
 	// n - s, computed through NormalizeLowS's inverse: flip by big arithmetic.
-	return flipS(sig), nil
+	return vectors.HighS(sig), nil
 }
 
 func TestSignRequestNormalisesHighS(t *testing.T) {
@@ -424,14 +423,6 @@ func TestStagedAPI(t *testing.T) {
 	if res := c.Finish(ctx, t0, c.VerifySignature()); !res.OK() {
 		t.Fatalf("valid: %s %v", res.Reason, res.Err)
 	}
-}
-
-// flipS returns the other-S twin of a raw signature: s' = n - s.
-func flipS(sig []byte) []byte {
-	out := bytes.Clone(sig)
-	s := new(big.Int).SetBytes(sig[32:])
-	s.Sub(elliptic.P256().Params().N, s).FillBytes(out[32:])
-	return out
 }
 
 // Times a header cannot carry are refused when signing, not sent.
