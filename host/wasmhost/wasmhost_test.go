@@ -398,3 +398,23 @@ type failingStore struct{ err error }
 func (s failingStore) Record(context.Context, string, time.Time, time.Duration) (bool, error) {
 	return false, s.err
 }
+
+// The Go host hashes canonical strings natively (crypto 2) unless told to
+// verify in wasm: the difference is only speed, so only this pins it.
+func TestConfigRecordCrypto(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want int64
+	}{
+		{Config{}, abi.CryptoHostMessage},
+		{Config{PureWasm: true}, abi.CryptoGuest},
+	} {
+		got, err := abi.DecodeConfig(c.cfg.record())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Crypto != c.want {
+			t.Errorf("PureWasm=%v: crypto %d, want %d", c.cfg.PureWasm, got.Crypto, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"reflect"
@@ -177,4 +178,51 @@ func FuzzDecodeSignatureCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		fuzzRoundTrip(t, rec, DecodeSignatureCheck, func(c *SignatureCheck, e *Encoder) { c.Encode(e) })
 	})
+}
+
+// The signature record (amesh_verify_signature), byte by byte: tag, 4-byte
+// little-endian length, value; a key and exactly one of the two spellings
+// of the signature.
+func TestDecodeSignatureCheckRules(t *testing.T) {
+	const (
+		key  = "0103000000" + "6b6579"   // key "key"
+		msg  = "0203000000" + "6d7367"   // message "msg"
+		sig  = "0302000000" + "7273"     // signature "rs"
+		text = "0404000000" + "74657874" // signature_text "text"
+	)
+	cases := []struct {
+		name string
+		rec  string
+		want *SignatureCheck
+	}{
+		{"key, message, signature", key + msg + sig, &SignatureCheck{Key: []byte("key"), Message: []byte("msg"), Signature: []byte("rs")}},
+		{"key and signature text", key + text, &SignatureCheck{Key: []byte("key"), SigText: "text"}},
+		{"no key", msg + sig, nil},
+		{"no signature", key + msg, nil},
+		{"both spellings of the signature", key + sig + text, nil},
+		{"duplicate key", key + key + sig, nil},
+		{"unknown required tag", key + sig + "0500000000", nil},
+	}
+	for _, c := range cases {
+		rec, err := hex.DecodeString(c.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeSignatureCheck(rec)
+		if c.want == nil {
+			if err == nil || !errors.Is(err, ErrRecord) {
+				t.Errorf("%s: %+v, %v: want an ErrRecord", c.name, got, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got.Key, c.want.Key) || !bytes.Equal(got.Message, c.want.Message) ||
+			!bytes.Equal(got.Signature, c.want.Signature) || got.SigText != c.want.SigText {
+			t.Errorf("%s: %+v, %v: want %+v", c.name, got, err, c.want)
+		}
+		var e Encoder
+		c.want.Encode(&e)
+		if hex.EncodeToString(e.Buf) != c.rec {
+			t.Errorf("%s: encoded as %x, want %s", c.name, e.Buf, c.rec)
+		}
+	}
 }

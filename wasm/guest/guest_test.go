@@ -225,6 +225,10 @@ func TestHostHashesMessage(t *testing.T) {
 			t.Fatalf("mode %d: prepare digest %d bytes (want %d), host hashed %d messages (want %d)",
 				mode, len(prep.Digest), wantDigest, h.hashedMessages, wantHashed)
 		}
+		// The digest the guest computes in wasm is the message's.
+		if d := sha256.Sum256(prep.Message); wantDigest != 0 && !bytes.Equal(prep.Digest, d[:]) {
+			t.Fatalf("mode %d: prepare digest %x, want the SHA-256 of the message %x", mode, prep.Digest, d)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	stdasn1 "encoding/asn1"
 	"encoding/hex"
 	"math/big"
 	"strings"
@@ -127,4 +128,37 @@ func FuzzSignatureFromDER(f *testing.F) {
 			t.Fatalf("s is neither kept nor negated: %x -> %x", der, sig)
 		}
 	})
+}
+
+// DERSignature writes what encoding/asn1 writes for the same r and s,
+// including the leading zero of an integer whose top bit is set.
+func TestDERSignatureMatchesASN1(t *testing.T) {
+	k, err := protocol.GeneratePrivateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := k.SignDigest(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topBit := append(make([]byte, 31), 1) // r = 1
+	topBit = append(topBit, 0x80)         // s with its top bit set
+	topBit = append(topBit, make([]byte, 30)...)
+	topBit = append(topBit, 1)
+	for _, raw := range [][]byte{topBit, signed, make([]byte, 64)} {
+		der, err := protocol.DERSignature(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := stdasn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(der, want) {
+			t.Errorf("DER %x, want %x", der, want)
+		}
+	}
+	if _, err := protocol.DERSignature(make([]byte, 63)); err == nil {
+		t.Error("63-byte signature accepted")
+	}
 }

@@ -87,31 +87,6 @@ func TestSPKIParsesAsTheSameKey(t *testing.T) {
 	}
 }
 
-func TestDERSignatureMatchesASN1(t *testing.T) {
-	cases := [][]byte{
-		append(make([]byte, 31), 1, // r = 1
-			0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1), // s with the top bit set
-	}
-	_, sig, _ := hostcrypto.ProbeVector()
-	cases = append(cases, sig)
-	for _, raw := range cases {
-		der, err := protocol.DERSignature(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(raw[:32]), new(big.Int).SetBytes(raw[32:])})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(der) != string(want) {
-			t.Errorf("DER %x, want %x", der, want)
-		}
-	}
-	if _, err := protocol.DERSignature(make([]byte, 63)); err == nil {
-		t.Error("63-byte signature accepted")
-	}
-}
-
 func TestVerifyThroughEnvoyFunction(t *testing.T) {
 	k, pub := testKey(t)
 	msg := []byte("AMv1\nGET\n/x\n1\nbm9uY2Vub25jZQ\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
