@@ -180,10 +180,10 @@ func DeviceID(compressed []byte) string {
 // valid one.
 func checkScalars(sig *[SignatureSize]byte) error {
 	r, s := sig[:32], sig[32:]
-	if isZero(r) || !lessThan(r, orderN[:]) {
+	if !inScalarRange(r) {
 		return errors.New("r out of range")
 	}
-	if isZero(s) || !lessThan(s, orderN[:]) {
+	if !inScalarRange(s) {
 		return errors.New("s out of range")
 	}
 	if lessThan(halfN[:], s) {
@@ -191,6 +191,10 @@ func checkScalars(sig *[SignatureSize]byte) error {
 	}
 	return nil
 }
+
+// inScalarRange reports whether the 32-byte big-endian b is in [1, n-1],
+// the range of r and s.
+func inScalarRange(b []byte) bool { return !isZero(b) && lessThan(b, orderN[:]) }
 
 func isZero(b []byte) bool {
 	for _, c := range b {

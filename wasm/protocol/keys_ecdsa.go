@@ -127,7 +127,7 @@ func SignatureFromDER(der []byte) ([]byte, error) {
 			return nil, errors.New("amesh: r or s out of range")
 		}
 		copy(b[32-len(v):], v)
-		if isZero(b[:]) || !lessThan(b[:], orderN[:]) {
+		if !inScalarRange(b[:]) {
 			return nil, errors.New("amesh: r or s out of range")
 		}
 	}

@@ -155,3 +155,39 @@ func FuzzP256Verify(f *testing.F) {
 		}
 	})
 }
+
+// p256Verify refuses a signature whose s is not reduced (s + n for a valid
+// s), whatever its callers check first. The digest is chosen so that s = 1
+// (e = k - r·d), which makes s + n fit in 32 bytes.
+func TestP256VerifyRefusesUnreducedScalars(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := elliptic.P256().Params().N
+	nonce, err := rand.Int(rand.Reader, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, _ := elliptic.P256().ScalarBaseMult(nonce.FillBytes(make([]byte, 32)))
+	r := new(big.Int).Mod(rx, n)
+	e := new(big.Int).Mul(r, k.D)
+	e.Sub(nonce, e).Mod(e, n)
+	var pub [UncompressedKeySize]byte
+	b, err := k.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(pub[:], b)
+	digest := e.FillBytes(make([]byte, 32))
+	var sig [SignatureSize]byte
+	r.FillBytes(sig[:32])
+	big.NewInt(1).FillBytes(sig[32:])
+	if !p256Verify(&pub, digest, &sig) || !stdVerify(&pub, digest, &sig) {
+		t.Fatal("the signature with s = 1 does not verify: the test is wrong")
+	}
+	new(big.Int).Add(n, big.NewInt(1)).FillBytes(sig[32:])
+	if p256Verify(&pub, digest, &sig) {
+		t.Fatal("s + n accepted")
+	}
+}

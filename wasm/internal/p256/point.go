@@ -101,6 +101,13 @@ func (p *Point) affine(x, y *[32]byte) error {
 	if p.z.isZero() {
 		return errInfinity
 	}
+	if p.z == elementOne {
+		// Affine already (a decoded key): no inversion, which is an
+		// exponentiation and most of the cost of decoding a key.
+		p.x.bytes(x)
+		p.y.bytes(y)
+		return nil
+	}
 	var zInv, zInv2, t element
 	zInv.invert(&p.z)
 	zInv2.square(&zInv)
