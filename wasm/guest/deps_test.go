@@ -16,7 +16,7 @@ import (
 var oversized = map[string]string{
 	"fmt":                            "links reflect and its formatting machinery; build errors with strconv and a wrapping error type",
 	"reflect":                        "comes with fmt, encoding/binary and others; find who imports it",
-	"math/big":                       "imports fmt; wasm/protocol has its own scalar arithmetic (scalar.go)",
+	"math/big":                       "imports fmt; wasm/internal/p256 has its own arithmetic mod n (scalar.go)",
 	"crypto/rand":                    "links the FIPS 140 DRBG, AES and GCM; read WASI random_get (syscall.RandomGet)",
 	"crypto/sha256":                  "links the FIPS 140 module and os; use wasm/internal/sha256",
 	"crypto/internal/fips140/sha256": "is crypto/sha256's FIPS 140 code, which comes with the whole module; use wasm/internal/sha256",

@@ -14,11 +14,10 @@
 // GCM, a DRBG, SHA-512, SHA-3, their self-tests) and package os, nor
 // filippo.io/nistec, whose 88 KB table of precomputed points gzip cannot
 // shrink. Errors are built with strconv and a small wrapping type that
-// keeps errors.Is and errors.As working, scalars mod n have their own
-// arithmetic (scalar.go), signing nonces come from WASI's random_get
-// (rand_wasip1.go), SHA-256 is wasm/internal/sha256, and ECDSA
-// verification runs on wasm/internal/p256 (ecdsa_p256.go), both written
-// for this project. Natively the package uses the standard library as
+// keeps errors.Is and errors.As working, signing nonces come from WASI's
+// random_get (rand_wasip1.go), SHA-256 is wasm/internal/sha256, and ECDSA
+// verification, with its arithmetic mod n, runs on wasm/internal/p256
+// (ecdsa_p256.go), both written for this project. Natively the package uses the standard library as
 // usual. TestWasmDependencies in wasm/guest fails if any of these packages
 // comes back into the guest's dependencies.
 //

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/amesh-go/amesh/wasm/internal/p256"
 	"github.com/amesh-go/amesh/wasm/internal/sha256"
 )
 
@@ -256,12 +257,7 @@ func NormalizeLowS(sig []byte) error {
 		return nil
 	}
 	// |n - s|: an s >= n, no valid signature either way, stays invalid.
-	s := scalarFromBytes((*[32]byte)(sig[32:]))
-	d, borrow := scalarN.sub(&s)
-	if borrow == 1 {
-		d, _ = s.sub(&scalarN)
-	}
-	b := d.bytes()
+	b := p256.OrderMinus((*[32]byte)(sig[32:]))
 	copy(sig[32:], b[:])
 	return nil
 }

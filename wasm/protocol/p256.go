@@ -31,37 +31,12 @@ func p256Decompress(out *[UncompressedKeySize]byte, b []byte) error {
 	return nil
 }
 
-// p256Verify is ECDSA verification (SEC 1, version 2.0, section 4.1.4) of
-// the raw signature sig over digest with the uncompressed public key pub.
-// The caller has checked that r and s are in [1, n-1]; they are checked
-// again here because a wrong answer would be a forgery.
+// p256Verify verifies the raw signature sig over digest with the
+// uncompressed public key pub.
 func p256Verify(pub *[UncompressedKeySize]byte, digest []byte, sig *[SignatureSize]byte) bool {
 	q, err := new(p256.Point).SetBytes(pub[:])
 	if err != nil {
 		return false
 	}
-	r := scalarFromBytes((*[32]byte)(sig[:32]))
-	s := scalarFromBytes((*[32]byte)(sig[32:]))
-	if r.isZero() || s.isZero() || !r.lessThanN() || !s.lessThanN() {
-		return false
-	}
-	// e is the leftmost 256 bits of the digest, as crypto/ecdsa takes them
-	// (the bit length of n is a whole number of bytes, so no shift is
-	// needed), reduced mod n.
-	var eb [32]byte
-	if len(digest) > 32 {
-		digest = digest[:32]
-	}
-	copy(eb[32-len(digest):], digest)
-	e := scalarFromBytes(&eb)
-	e = e.reduceOnce()
-	w := invMod(&s)
-	u1, u2 := mulMod(&e, &w), mulMod(&r, &w)
-	b1, b2 := u1.bytes(), u2.bytes()
-	// u1 and u2 are public, so the variable-time multiplication is fine.
-	// XModNEquals compares x(u1·G + u2·Q) mod n with r without the field
-	// inversion that converting the point to affine coordinates would
-	// take; it is false for the point at infinity.
-	rb := r.bytes()
-	return q.DoubleScalarMultVarTime(&b1, &b2, q).XModNEquals(&rb)
+	return p256.VerifyECDSA(q, digest, sig)
 }

@@ -1,7 +1,8 @@
 // Package p256 is the NIST P-256 group (FIPS 186-4, SEC 2) for verifying
 // ECDSA signatures in amesh.wasm: point decoding and validation, point
 // addition and doubling, the double scalar multiplication u1·G + u2·Q that
-// verification needs, and its final comparison with r.
+// verification needs, its final comparison with r, the arithmetic mod n
+// around it (scalar.go), and ECDSA verification itself (VerifyECDSA).
 //
 // It exists to keep amesh.wasm small (issue 5: at most 0.9 MB gzip; see
 // the package documentation of wasm/protocol). crypto/ecdsa links every

@@ -1,10 +1,11 @@
-package protocol
+package p256
 
 import "math/bits"
 
 // Arithmetic modulo the P-256 group order n, for ECDSA verification
-// (p256.go) and low-S normalisation, without math/big: math/big imports
-// fmt, and with it reflect, which would add a few hundred KB to amesh.wasm.
+// (VerifyECDSA) and low-S normalisation (OrderMinus), without math/big:
+// math/big imports fmt, and with it reflect, which would add a few hundred
+// KB to amesh.wasm.
 // Every input is public (signatures, digests, keys), so none of this needs
 // to run in constant time.
 
@@ -13,8 +14,8 @@ import "math/bits"
 // residue below n, or a residue in Montgomery form (x·2^256 mod n).
 type scalar [4]uint64
 
-// scalarN is the group order n; orderN holds the same number in bytes.
-var scalarN = scalar{0xf3b9cac2fc632551, 0xbce6faada7179e84, 0xffffffffffffffff, 0xffffffff00000000}
+// scalarN is the group order n.
+var scalarN = scalar(orderN)
 
 const (
 	// scalarNInv is -n⁻¹ mod 2^64, the Montgomery reduction constant.
@@ -23,17 +24,6 @@ const (
 
 // scalarRR is 2^512 mod n: montMul by it takes a residue into Montgomery form.
 var scalarRR = scalar{0x83244c95be79eea2, 0x4699799c49bd6fa6, 0x2845b2392b6bec59, 0x66e12d94f3d95620}
-
-// scalarFromBytes reads a 32-byte big-endian number.
-func scalarFromBytes(b *[32]byte) scalar {
-	var x scalar
-	for i := range x {
-		o := 24 - 8*i
-		x[i] = uint64(b[o])<<56 | uint64(b[o+1])<<48 | uint64(b[o+2])<<40 | uint64(b[o+3])<<32 |
-			uint64(b[o+4])<<24 | uint64(b[o+5])<<16 | uint64(b[o+6])<<8 | uint64(b[o+7])
-	}
-	return x
-}
 
 // bytes writes x as a 32-byte big-endian number.
 func (x *scalar) bytes() [32]byte {
@@ -206,4 +196,46 @@ func subMod(x, y *scalar) scalar {
 		d, _ = d.add(&scalarN)
 	}
 	return d
+}
+
+// OrderMinus returns |n - s| for the 32-byte big-endian s: the other-S
+// twin of a valid s, and for an s >= n (no valid signature either way)
+// something that stays out of range.
+func OrderMinus(s *[32]byte) [32]byte {
+	x := scalar(limbsBE(s))
+	d, borrow := scalarN.sub(&x)
+	if borrow == 1 {
+		d, _ = x.sub(&scalarN)
+	}
+	return d.bytes()
+}
+
+// VerifyECDSA is ECDSA verification (SEC 1, version 2.0, section 4.1.4) of
+// the raw r||s signature sig over digest with the public key q. r and s
+// must be in [1, n-1]; callers check that with the protocol's other rules
+// (low-S), and it is checked again here because a wrong answer would be a
+// forgery. Every input is public, so it runs in variable time.
+func VerifyECDSA(q *Point, digest []byte, sig *[64]byte) bool {
+	r := scalar(limbsBE((*[32]byte)(sig[:32])))
+	s := scalar(limbsBE((*[32]byte)(sig[32:])))
+	if r.isZero() || s.isZero() || !r.lessThanN() || !s.lessThanN() {
+		return false
+	}
+	// e is the leftmost 256 bits of the digest, as crypto/ecdsa takes them
+	// (the bit length of n is a whole number of bytes, so no shift is
+	// needed), reduced mod n.
+	var eb [32]byte
+	if len(digest) > 32 {
+		digest = digest[:32]
+	}
+	copy(eb[32-len(digest):], digest)
+	e := scalar(limbsBE(&eb))
+	e = e.reduceOnce()
+	w := invMod(&s)
+	u1, u2 := mulMod(&e, &w), mulMod(&r, &w)
+	b1, b2 := u1.bytes(), u2.bytes()
+	// XModNEquals compares x(u1·G + u2·Q) mod n with r without the field
+	// inversion that converting the point to affine coordinates would
+	// take; it is false for the point at infinity.
+	return NewPoint().DoubleScalarMultVarTime(&b1, &b2, q).XModNEquals((*[32]byte)(sig[:32]))
 }

@@ -1,4 +1,4 @@
-package protocol
+package p256
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 // scalar.go replaces math/big in ECDSA verification; these tests hold it
 // to math/big on edge values, random values and fuzzed ones.
 
-var bigN = new(big.Int).SetBytes(orderN[:])
-
 func bigOf(x *scalar) *big.Int { b := x.bytes(); return new(big.Int).SetBytes(b[:]) }
 
 func scalarOf(t testing.TB, v *big.Int) scalar {
@@ -21,12 +19,12 @@ func scalarOf(t testing.TB, v *big.Int) scalar {
 	}
 	var b [32]byte
 	v.FillBytes(b[:])
-	return scalarFromBytes(&b)
+	return scalar(limbsBE(&b))
 }
 
 func TestScalarConstants(t *testing.T) {
-	if b := scalarN.bytes(); b != orderN {
-		t.Fatalf("scalarN is %x, orderN %x", b, orderN)
+	if bigOf(&scalarN).Cmp(bigN) != 0 {
+		t.Fatalf("scalarN is %x, want n", scalarN)
 	}
 	if scalarNInv*scalarN[0] != 1<<64-1 {
 		t.Fatal("scalarNInv is not -n⁻¹ mod 2^64")
@@ -34,9 +32,6 @@ func TestScalarConstants(t *testing.T) {
 	rr := new(big.Int).Lsh(big.NewInt(1), 512)
 	if rr.Mod(rr, bigN); bigOf(&scalarRR).Cmp(rr) != 0 {
 		t.Fatal("scalarRR is not 2^512 mod n")
-	}
-	if half := new(big.Int).Rsh(bigN, 1); new(big.Int).SetBytes(halfN[:]).Cmp(half) != 0 {
-		t.Fatal("halfN is not n/2")
 	}
 }
 
@@ -122,26 +117,21 @@ func TestScalarAgainstBig(t *testing.T) {
 	}
 }
 
-func TestNormalizeLowSAgainstBig(t *testing.T) {
-	for _, s := range edgeScalars() {
-		sig := make([]byte, SignatureSize)
-		s.FillBytes(sig[32:])
-		want := new(big.Int).Set(s)
-		if !IsLowS(sig) {
-			want.Sub(bigN, s).Abs(want)
-		}
-		if err := NormalizeLowS(sig); err != nil {
-			t.Fatal(err)
-		}
-		if got := new(big.Int).SetBytes(sig[32:]); got.Cmp(want) != 0 {
-			t.Fatalf("NormalizeLowS(s=%x) = %x, want %x", s, got, want)
+func TestOrderMinusAgainstBig(t *testing.T) {
+	for _, v := range edgeScalars() {
+		var b [32]byte
+		v.FillBytes(b[:])
+		want := new(big.Int).Sub(bigN, v)
+		if got := OrderMinus(&b); new(big.Int).SetBytes(got[:]).Cmp(want.Abs(want)) != 0 {
+			t.Fatalf("OrderMinus(%x) = %x, want %x", v, got, want)
 		}
 	}
 }
 
 // FuzzScalar holds scalar.go to math/big on arbitrary 32-byte values.
 func FuzzScalar(f *testing.F) {
-	f.Add(orderN[:], halfN[:])
+	n, half := bigN.Bytes(), new(big.Int).Rsh(bigN, 1).Bytes()
+	f.Add(n, half)
 	f.Add(bytes.Repeat([]byte{0xff}, 32), []byte{1})
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		if len(a) > 32 || len(b) > 32 {
