@@ -4,6 +4,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -165,13 +166,21 @@ func TestP256VerifyRefusesUnreducedScalars(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := elliptic.P256().Params().N
-	nonce, err := rand.Int(rand.Reader, n)
+	nonce, err := rand.Int(rand.Reader, new(big.Int).Sub(n, big.NewInt(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rx, _ := elliptic.P256().ScalarBaseMult(nonce.FillBytes(make([]byte, 32)))
-	r := new(big.Int).Mod(rx, n)
-	e := new(big.Int).Mul(r, k.D)
+	nonce.Add(nonce, big.NewInt(1)) // in [1, n-1]
+	kG, err := ecdh.P256().NewPrivateKey(nonce.FillBytes(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := new(big.Int).Mod(new(big.Int).SetBytes(kG.PublicKey().Bytes()[1:33]), n)
+	kb, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := new(big.Int).Mul(r, new(big.Int).SetBytes(kb))
 	e.Sub(nonce, e).Mod(e, n)
 	var pub [UncompressedKeySize]byte
 	b, err := k.PublicKey.Bytes()
